@@ -1,0 +1,95 @@
+"""Argument checks shared by every public function.
+
+Each check raises ``TypeError`` (wrong kind of value) or ``ValueError`` (right kind, bad value)
+with a message that names the argument, shows the bad value and says what is allowed, so a
+learner reading a traceback in a notebook knows what to change.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
+    """Return ``value`` if it is an integer (not a bool) and at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a float if it is a finite real number > 0 (or >= 0)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok or value != value or value in (float("inf"), float("-inf")):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return value
+
+
+def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    """Return ``value`` if it is one of ``allowed``, else list the allowed values."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        listing = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name} must be one of {listing}; got {value!r}")
+    return value
+
+
+def check_tensor(
+    name: str, value: Any, *, finite: bool = True, ndim: int | None = None
+) -> torch.Tensor:
+    """Return ``value`` as a tensor; reject non-finite entries and a wrong number of dimensions."""
+    if not isinstance(value, torch.Tensor):
+        try:
+            import numpy as np
+
+            if isinstance(value, np.ndarray):
+                value = torch.from_numpy(value)
+            else:
+                raise TypeError
+        except TypeError:
+            raise TypeError(
+                f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}"
+            ) from None
+    if ndim is not None and value.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(value.shape)}")
+    if finite and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        bad = int((~torch.isfinite(value)).sum())
+        raise ValueError(
+            f"{name} contains {bad} non-finite value(s) (NaN or Inf); clean the data first"
+        )
+    return value
+
+
+def check_xy(X: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check a data pair: tensors, finite, and the same number of rows."""
+    X = check_tensor("X", X)
+    y = check_tensor("y", y)
+    if X.ndim == 0 or y.ndim == 0:
+        raise ValueError(
+            f"X and y must have a batch dimension; got shapes {tuple(X.shape)} and {tuple(y.shape)}"
+        )
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"X and y must have the same number of rows (samples); got X with {X.shape[0]} "
+            f"and y with {y.shape[0]}"
+        )
+    return X, y
+
+
+def check_module(name: str, value: Any) -> torch.nn.Module:
+    """Return ``value`` if it is an ``nn.Module`` with at least one parameter."""
+    if not isinstance(value, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
+    if next(value.parameters(), None) is None:
+        raise ValueError(f"{name} has no parameters; there are no gradients to study")
+    return value
