@@ -10,7 +10,20 @@ The public API (a stable contract; see the course design):
 >>> history = vg.fit(net, (X, y), steps=700, lr=1e-3, batch_size=32)
 """
 
-from . import activations, checks, data, inits, losses, models, plots, probes, train, widgets
+from . import (
+    activations,
+    checks,
+    data,
+    inits,
+    jacobians,
+    losses,
+    models,
+    notebooks,
+    plots,
+    probes,
+    train,
+    widgets,
+)
 from .activations import ACTIVATIONS, activation
 from .device import by_scale, get_device, scale, seed_everything, setup
 from .inits import INITS, init_
@@ -39,6 +52,8 @@ __all__ = [
     "get_device",
     "init_",
     "inits",
+    "jacobians",
+    "notebooks",
     "layer_grad_norms",
     "losses",
     "mlp",
