@@ -209,13 +209,21 @@ def module_derivative(module: nn.Module, z: torch.Tensor) -> torch.Tensor | None
 
 
 def expected_derivative(
-    name: str, *, mean: float = 0.0, std: float = 1.0, num_points: int = 20001, **kw
+    name: str, *, mean: float = 0.0, std: float = 1.0, num_points: int = 20000, **kw
 ) -> float:
     r""":math:`\mathbb E_{z\sim\mathcal N(\mu,\sigma^2)}[\phi'(z)]` by numerical quadrature (float64).
 
-    A trapezoid rule over :math:`\mu \pm 12\sigma` with ``num_points`` points; exact to ~1e-9
-    for every activation here. Lesson 03 compares it with a Monte-Carlo estimate.
+    The midpoint rule over :math:`\mu \pm 12\sigma` with ``num_points`` cells, split at
+    :math:`z = 0` so the jump of a rectifier's derivative falls on a cell boundary; accurate to
+    ~1e-8 for every activation here. Lesson 03 compares it with a Monte-Carlo estimate.
     """
-    z = torch.linspace(mean - 12 * std, mean + 12 * std, num_points, dtype=torch.float64)
-    density = torch.exp(-0.5 * ((z - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
-    return float(torch.trapezoid(derivative(name, z, **kw) * density, z))
+    lo, hi = mean - 12 * std, mean + 12 * std
+    pieces = [(lo, 0.0), (0.0, hi)] if lo < 0.0 < hi else [(lo, hi)]
+    total = 0.0
+    for a, b in pieces:
+        cells = max(2, int(num_points * (b - a) / (hi - lo)))
+        h = (b - a) / cells
+        z = a + h * (torch.arange(cells, dtype=torch.float64) + 0.5)
+        density = torch.exp(-0.5 * ((z - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
+        total += float((derivative(name, z, **kw) * density).sum() * h)
+    return total

@@ -1,0 +1,135 @@
+"""Sweep engine speed: K small MLPs trained as one batched program vs one after another in plain PyTorch.
+
+    python benchmarks/sweep_speed.py            # 24 MLPs, 9 hidden layers of 10 units, make_moons, 700 steps, batch 32
+    python benchmarks/sweep_speed.py --device cuda
+
+Also times the seed experiment (9 sigmoid layers, make_moons, Adam, 100 epochs = 700 steps) for every
+activation x 3 seeds, batched. Writes its figures to benchmarks/RESULTS.md. Target on the 2-core CPU: >= 15x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import vgcourse as vg  # noqa: E402
+from benchmarks._results import write_section  # noqa: E402
+from vgcourse import sweeps  # noqa: E402
+
+STEPS, BATCH, DEPTH, WIDTH = 700, 32, 9, 10
+
+
+def plain_pytorch(configs, X, y, device):
+    """The same models trained one after another with nn.Module + torch.optim.Adam: the baseline."""
+    losses = []
+    for cfg in configs:
+        torch.manual_seed(cfg["seed"])
+        net = vg.mlp(
+            2, 2, depth=DEPTH, width=WIDTH, activation=cfg["activation"], init=cfg["init"]
+        ).to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
+        gen = torch.Generator().manual_seed(cfg["seed"])
+        queue: list[torch.Tensor] = []
+        run = []
+        for _ in range(STEPS):
+            if not queue:
+                queue = list(torch.split(torch.randperm(len(X), generator=gen), BATCH))[::-1]
+            idx = queue.pop().to(device)
+            opt.zero_grad()
+            loss = F.cross_entropy(net(X[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            run.append(loss.detach())
+        losses.append(torch.stack(run).cpu().numpy())
+    return losses
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--models", type=int, default=24)
+    args = parser.parse_args()
+    device = vg.get_device(args.device)
+    X, y = vg.data.moons(250, 0.05, seed=42)
+    (Xtr, ytr), _ = vg.data.train_test_split(X, y, 0.2, seed=42)
+    Xtr, ytr = Xtr.to(device), ytr.to(device)
+    acts = ["sigmoid", "tanh", "relu", "elu", "selu", "silu", "gelu", "leaky_relu"]
+    configs = [
+        dict(
+            depth=DEPTH,
+            width=WIDTH,
+            activation=acts[i % len(acts)],
+            init="xavier_uniform",
+            lr=1e-3,
+            seed=i // len(acts),
+            label=f"model {i}",
+        )
+        for i in range(args.models)
+    ]
+
+    # warm up both paths once (allocator, lazy init)
+    sweeps.sweep(configs[:2], (Xtr, ytr), steps=5, batch_size=BATCH, device=device)
+    start = time.perf_counter()
+    result = sweeps.sweep(configs, (Xtr, ytr), steps=STEPS, batch_size=BATCH, device=device)
+    batched = time.perf_counter() - start
+    start = time.perf_counter()
+    baseline = plain_pytorch(result.configs, Xtr, ytr, device)
+    sequential = time.perf_counter() - start
+    worst = max(
+        float(np.max(np.abs(b - result.histories[c["label"]].loss)))
+        for b, c in zip(baseline, result.configs)
+    )
+    ratio = sequential / batched
+    print(f"{args.models} MLPs ({DEPTH}x{WIDTH}, {STEPS} steps, batch {BATCH}) on {device}:")
+    print(
+        f"  batched sweep {batched:.2f} s | one after another {sequential:.2f} s | speed-up {ratio:.1f}x"
+    )
+    print(f"  largest per-step loss difference batched vs alone: {worst:.2e}")
+
+    seed_cfgs = [
+        dict(depth=DEPTH, width=WIDTH, activation=a, init="xavier_uniform", lr=1e-3, seed=s)
+        for a in vg.ACTIVATIONS
+        if a not in ("swish", "prelu")
+        for s in range(3)
+    ]
+    start = time.perf_counter()
+    sweeps.sweep(
+        seed_cfgs, (Xtr, ytr), steps=STEPS, batch_size=BATCH, device=device, loss="cross_entropy"
+    )
+    seed_seconds = time.perf_counter() - start
+    print(
+        f"seed experiment, {len(seed_cfgs)} runs (every activation but prelu x 3 seeds): {seed_seconds:.2f} s"
+    )
+
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {os.cpu_count()} cores"
+    )
+    write_section(
+        f"Sweep engine ({device.type})",
+        f"""Measured with `python benchmarks/sweep_speed.py{" --device " + args.device if args.device else ""}` on {name},
+torch {torch.__version__}.
+
+| what | figure |
+|---|---|
+| {args.models} MLPs ({DEPTH} hidden layers x {WIDTH} units, make_moons, {STEPS} steps, batch {BATCH}, Adam): batched | {batched:.2f} s |
+| the same {args.models}, one after another in plain PyTorch | {sequential:.2f} s |
+| speed-up (target >= 15x on the 2-core CPU) | **{ratio:.1f}x** |
+| largest per-step loss difference, batched vs alone | {worst:.1e} |
+| seed experiment for {len(seed_cfgs) // 3} activations x 3 seeds (batched) | {seed_seconds:.2f} s |
+""",
+    )
+
+
+if __name__ == "__main__":
+    main()
