@@ -130,7 +130,7 @@ def activation(name: str, **kw) -> nn.Module:
 def function(name: str, z: torch.Tensor, **kw) -> torch.Tensor:
     """Evaluate :math:`\\phi(z)` (no gradient tracking needed)."""
     with torch.no_grad():
-        return activation(name, **kw).to(z.device)(z)
+        return activation(name, **kw).to(device=z.device, dtype=z.dtype)(z)
 
 
 def derivative(name: str, z: torch.Tensor, **kw) -> torch.Tensor:
