@@ -165,3 +165,20 @@ def test_fit_cuda_matches_cpu_closely():
         net = vg.mlp(2, 2, depth=3, width=8, device=dev)
         losses.append(vg.fit(net, (X, y), steps=20, lr=0.01).loss)
     assert np.allclose(losses[0], losses[1], rtol=1e-3)
+
+
+def test_fit_probe_every_records_layer_statistics(moons):
+    X, y = moons
+    net = small_net(activation="sigmoid", depth=4)
+    h = vg.fit(net, (X, y), steps=30, lr=1e-2, probe_every=10)
+    assert h.stats_steps == [0, 10, 20]
+    assert h.stats["act_mean"].shape == (3, 4) and h.stats["grad_to_data"].shape == (3, 5)
+    assert np.all((h.stats["act_mean"] > 0) & (h.stats["act_mean"] < 1))  # sigmoid outputs
+    assert np.all(h.stats["update_to_data"] > 0)
+    assert h.stats_layers["activations"][0] == "blocks.0.act"
+    ax = vg.plots.plot_layer_heatmap(
+        h.stats["act_mean"], steps=h.stats_steps, log=False, label="mean"
+    )
+    assert ax.images[0].get_array().shape == (4, 3)
+    with pytest.raises(ValueError, match="probe_every"):
+        vg.fit(net, (X, y), steps=3, lr=1e-2, probe_every=0)

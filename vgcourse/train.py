@@ -52,6 +52,9 @@ class History:
     eval_steps: list[int] = field(default_factory=list)
     eval_loss: list[float] = field(default_factory=list)
     eval_accuracy: list[float] = field(default_factory=list)
+    stats_steps: list[int] = field(default_factory=list)
+    stats: dict[str, np.ndarray] = field(default_factory=dict)
+    stats_layers: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
@@ -193,6 +196,7 @@ def fit(
     eval_data=None,
     eval_every: int | None = None,
     callbacks: list[Callback] | None = None,
+    probe_every: int | None = None,
 ) -> History:
     """Train ``model`` on ``data = (X, y)`` for ``steps`` optimizer steps and return a :class:`History`.
 
@@ -202,6 +206,11 @@ def fit(
     shows a tqdm bar (``None``: only for runs of 2000 steps or more). With ``eval_data``, the loss
     and accuracy on it are measured every ``eval_every`` steps (default ``steps // 20``) and at the
     end. Each callback is called as ``callback(step, model, loss)`` after every step.
+
+    With ``probe_every=k``, every k-th step runs under a :class:`vgcourse.probes.Probe` and
+    ``History.stats`` gets (snapshots x layers) arrays ``act_mean``, ``act_std``, ``saturated``,
+    ``dead`` (per activation layer) and ``grad_to_data``, ``update_to_data`` (per weight layer),
+    taken at the steps in ``History.stats_steps``, for heatmaps of layer statistics over training.
 
     A step whose loss or gradient is NaN or Inf stops training; ``History.diverged_at`` says which.
     """
@@ -219,6 +228,12 @@ def fit(
     if eval_data is not None:
         eval_data = _check_data(eval_data)
         eval_every = check_int("eval_every", eval_every or max(1, steps // 20), minimum=1)
+    if probe_every is not None:
+        probe_every = check_int("probe_every", probe_every, minimum=1)
+        from .probes import Probe
+
+        probe = Probe(model)
+    snapshots: list[tuple[dict, dict]] = []
     device = model_device(model)
     X, y = X.to(device), y.to(device)
     opt = make_optimizer(optimizer, model.parameters(), lr)
@@ -249,12 +264,20 @@ def fit(
         idx = sampler.next()
         xb, yb = (X, y) if idx is None else (X[idx.to(device)], y[idx.to(device)])
         opt.zero_grad(set_to_none=True)
+        probing = probe_every is not None and step % probe_every == 0
+        if probing:
+            probe.reset()
+            probe.attach()
         value = loss_fn(model(xb), yb)
         if value.ndim != 0:
             raise ValueError(
                 f"loss must return a scalar, got a tensor of shape {tuple(value.shape)}"
             )
         value.backward()
+        if probing:
+            probe.detach()
+            probe.collect_gradients()
+            probe.snapshot_weights()
         grads = [p.grad for p in params if p.grad is not None]
         total = (
             torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
@@ -282,6 +305,10 @@ def fit(
             clipped[step] = clipped[step] or bool(largest > clip_value)
             torch.nn.utils.clip_grad_value_(params, clip_value)
         opt.step()
+        if probing:
+            probe.update_ratios()
+            history.stats_steps.append(step)
+            snapshots.append((probe.activation_table(), probe.weight_table()))
         for cb in callbacks or ():
             cb(step, model, float(losses[step]))
         if eval_data is not None and (step + 1) % eval_every == 0:
@@ -301,6 +328,8 @@ def fit(
     history.grad_norms = norms[:done].numpy()
     history.total_grad_norm = totals[:done].numpy()
     history.clipped = clipped[:done].numpy()
+    if snapshots:
+        _stack_stats(history, snapshots)
     return history
 
 
@@ -310,3 +339,17 @@ def _record_eval(history: History, model: nn.Module, data, loss: LossSpec, step:
     history.eval_loss.append(value)
     history.eval_accuracy.append(acc)
     model.train()
+
+
+def _stack_stats(history: History, snapshots: list[tuple[list[dict], list[dict]]]) -> None:
+    """Turn per-step probe tables into (snapshots x layers) arrays in ``history.stats``."""
+    act_names = [r["name"] for r in snapshots[0][0]]
+    weight_names = [r["name"] for r in snapshots[0][1]]
+    history.stats_layers = {"activations": act_names, "weights": weight_names}
+    for key in ("mean", "std", "saturated", "dead"):
+        name = f"act_{key}" if key in ("mean", "std") else key
+        history.stats[name] = np.array(
+            [[r[key] for r in acts] for acts, _ in snapshots], dtype=float
+        )
+    for key in ("grad_to_data", "update_to_data"):
+        history.stats[key] = np.array([[r[key] for r in ws] for _, ws in snapshots], dtype=float)
