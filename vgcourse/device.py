@@ -99,17 +99,26 @@ def by_scale(quick: T, full: T) -> T:
     return full if scale() == "full" else quick
 
 
-def setup(seed: int = 0, *, verbose: bool = True) -> tuple[torch.device, Scale]:
+def setup(
+    seed: int = 0, *, threads: int | None = None, verbose: bool = True
+) -> tuple[torch.device, Scale]:
     """Seed everything, pick the device and scale, and print them: the first call of every lesson.
 
-    Returns ``(device, scale)``.
+    ``threads`` sets PyTorch's CPU threads. By default, on the CPU at quick scale, one thread: the
+    lessons' small models are dominated by per-operation overhead, which extra threads only add to
+    (and several notebooks run side by side under the test suite). Returns ``(device, scale)``.
     """
     seed_everything(seed)
     device = get_device()
     current = scale()
+    if threads is None and device.type == "cpu" and current == "quick":
+        threads = 1
+    if threads is not None:
+        torch.set_num_threads(check_int("threads", threads, minimum=1))
     if verbose:
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
         print(
-            f"vgcourse | device: {name} | scale: {current} | seed: {seed} | torch {torch.__version__}"
+            f"vgcourse | device: {name} | scale: {current} | seed: {seed} | threads: {torch.get_num_threads()} "
+            f"| torch {torch.__version__}"
         )
     return device, current
