@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
+from matplotlib.ticker import NullLocator
 
 from . import activations as _act
 from .train import History
@@ -22,6 +23,15 @@ def _axes(ax: Axes | None, figsize=(6, 3.6)) -> Axes:
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
     return ax
+
+
+def _log_y(ax: Axes) -> None:
+    """Log y axis; minor ticks only when the data span at most 4 decades (they cost a redraw dearly)."""
+    ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    if lo > 0 and hi / lo > 1e4:
+        ax.yaxis.set_minor_locator(NullLocator())
+    ax.grid(True, which="major", alpha=0.3)
 
 
 def _as_dict(curves, default_label: str) -> dict:
@@ -49,14 +59,13 @@ def plot_grad_norms(
         ax.plot(
             layers, np.where(values > 0, values, np.nan), marker=marker, ms=3, label=label or None
         )
-    ax.set_yscale("log")
+    _log_y(ax)
     ax.set_xlabel("layer (1 = nearest the input)")
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
     if isinstance(norms, Mapping):
         ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
     return ax
 
 
@@ -96,14 +105,15 @@ def plot_loss(
                 color=line.get_color(),
             )
     if log:
-        ax.set_yscale("log")
+        _log_y(ax)
+    else:
+        ax.grid(True, alpha=0.3)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     if title:
         ax.set_title(title)
     if isinstance(histories, Mapping):
         ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
     return ax
 
 
@@ -194,7 +204,7 @@ def plot_histograms(
     if title:
         ax.set_title(title)
     if len(arrays) <= 12:
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, ncol=2, loc="upper right")
     return ax
 
 

@@ -98,8 +98,12 @@ class Explorer:
             self.error = str(err)
         self.readout = readout or ""
         buf = io.BytesIO()
-        self.figure.savefig(buf, format="png")
+        self.figure.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
         self.png = buf.getvalue()
+        if self.redraws == 0:
+            # lay the figure out once (constrained layout is half the cost of a redraw), then keep
+            # the axes where they are: later redraws are faster and the plot does not jump
+            self.figure.set_layout_engine("none")
         self.redraws += 1
         if self._image is not None:
             self._image.value = self.png
