@@ -35,7 +35,7 @@ def alone(cfg, data, steps, optimizer, batch_size, loss="cross_entropy"):
     )
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_batched_models_match_models_trained_alone(moons, optimizer):
     configs = sweeps.grid(activation=["sigmoid", "relu", "tanh"], seed=[0, 1], lr=[1e-2, 3e-2])
     for c in configs:

@@ -39,7 +39,7 @@ from .losses import predictions
 from .models import mlp
 from .train import BatchSampler, History
 
-SWEEP_OPTIMIZERS = ("sgd", "adam")
+SWEEP_OPTIMIZERS = ("sgd", "momentum", "adam")
 SWEEP_LOSSES = ("cross_entropy", "bce", "mse")
 #: Keys a configuration may set, with their defaults.
 CONFIG_DEFAULTS: dict[str, Any] = {
@@ -221,7 +221,11 @@ def _per_model_loss(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tens
 
 
 class _BatchedOptimizer:
-    """SGD or Adam with one learning rate per model, matching ``torch.optim.SGD`` / ``Adam`` step for step."""
+    r"""SGD, SGD with momentum 0.9, or Adam, one learning rate per model, matching ``torch.optim`` step for step.
+
+    Momentum follows PyTorch: :math:`b \leftarrow \mu b + g` (:math:`b = g` at the first step),
+    :math:`p \leftarrow p - \eta b`.
+    """
 
     def __init__(
         self,
@@ -235,6 +239,8 @@ class _BatchedOptimizer:
         self.kind = kind
         self.lrs = [lrs.view(-1, *([1] * (p.ndim - 1))).to(p.dtype) for p in params]
         self.betas, self.eps, self.t = betas, eps, 0
+        self.momentum = 0.9
+        self.buffers: list[torch.Tensor] | None = None
         if kind == "adam":
             self.m = [torch.zeros_like(p) for p in params]
             self.v = [torch.zeros_like(p) for p in params]
@@ -244,6 +250,15 @@ class _BatchedOptimizer:
         if self.kind == "sgd":
             for p, g, lr in zip(self.params, grads, self.lrs):
                 p.sub_(lr * g)
+            return
+        if self.kind == "momentum":
+            if self.buffers is None:
+                self.buffers = [g.clone() for g in grads]
+            else:
+                torch._foreach_mul_(self.buffers, self.momentum)
+                torch._foreach_add_(self.buffers, grads)
+            for p, b, lr in zip(self.params, self.buffers, self.lrs):
+                p.sub_(lr * b)
             return
         b1, b2 = self.betas
         self.t += 1
@@ -377,7 +392,8 @@ def sweep(
     Each configuration is a dict with keys from :data:`CONFIG_DEFAULTS`: ``depth``, ``width``,
     ``activation``, ``init`` (+ ``init_kw``), ``lr``, ``seed`` (weights; also the data order
     unless ``data_seed`` is given) and ``label``. Models are plain :func:`vgcourse.mlp` MLPs (no
-    norm, no skip) on flat inputs. ``optimizer`` is ``"sgd"`` or ``"adam"`` (PyTorch's defaults).
+    norm, no skip) on flat inputs. ``optimizer`` is ``"sgd"``, ``"momentum"`` (SGD with momentum
+    0.9) or ``"adam"`` (PyTorch's defaults), as in :func:`vgcourse.fit`.
     ``memory_budget`` (bytes; default 2 GiB, or a quarter of the free GPU memory) bounds how many
     models train at once: larger groups are split into chunks.
     """

@@ -1,0 +1,331 @@
+"""Unit tests of vgcourse.variance: predictions, measurements, spectra, the batched trainer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import vgcourse as vg
+from vgcourse import variance as vp
+from vgcourse.activations import SELU_ALPHA, SELU_LAMBDA
+
+
+# -- weight_variance -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "scheme",
+    [
+        "normal",
+        "standard",
+        "xavier_uniform",
+        "xavier_normal",
+        "kaiming_uniform",
+        "kaiming_normal",
+        "lecun_normal",
+        "orthogonal",
+    ],
+)
+def test_weight_variance_matches_the_initialized_weights(scheme):
+    fan_in, fan_out = 200, 500
+    torch.manual_seed(0)
+    w = vg.inits.init_weight_(torch.empty(fan_out, fan_in), scheme)
+    measured = float(w.double().pow(2).mean())
+    assert measured == pytest.approx(vp.weight_variance(scheme, fan_in, fan_out), rel=0.03)
+
+
+def test_weight_variance_formulas_and_keywords():
+    assert vp.weight_variance("zeros", 10, 20) == 0.0
+    assert vp.weight_variance("normal", 10, 20, std=0.5) == pytest.approx(0.25)
+    assert vp.weight_variance("standard", 12, 99) == pytest.approx(1 / 36)
+    assert vp.weight_variance("xavier_normal", 10, 30, gain=2.0) == pytest.approx(4 * 2 / 40)
+    assert vp.weight_variance("kaiming_normal", 50, 1) == pytest.approx(2 / 50)
+    tanh_gain = nn.init.calculate_gain("tanh")
+    assert vp.weight_variance("kaiming_uniform", 50, 1, nonlinearity="tanh") == pytest.approx(
+        tanh_gain**2 / 50
+    )
+    assert vp.weight_variance("lecun_normal", 64, 8) == pytest.approx(1 / 64)
+    assert vp.weight_variance("orthogonal", 64, 256, gain=3.0) == pytest.approx(9 / 256)
+    assert vp.weight_variance("orthogonal", 256, 64) == pytest.approx(1 / 256)
+
+
+@pytest.mark.parametrize(
+    ("args", "kw", "error"),
+    [
+        (("he", 10, 10), {}, ValueError),
+        (("normal", 0, 10), {}, ValueError),
+        (("normal", 10, 2.5), {}, TypeError),
+        (("xavier_uniform", 10, 10), {"gain": -1.0}, ValueError),
+        (("normal", 10, 10), {"std": 0.0}, ValueError),
+    ],
+)
+def test_weight_variance_rejects_bad_input(args, kw, error):
+    with pytest.raises(error):
+        vp.weight_variance(*args, **kw)
+
+
+# -- activation moments ---------------------------------------------------------------------------
+@pytest.mark.parametrize("q", [1e-3, 0.3, 1.0, 7.0])
+def test_relu_keeps_exactly_half_and_identity_all(q):
+    assert vp.second_moment("relu", q) == pytest.approx(q / 2, rel=1e-6)
+    assert vp.second_moment("identity", q) == pytest.approx(q, rel=1e-6)
+    assert vp.derivative_second_moment("relu", q) == pytest.approx(0.5, rel=1e-6)
+    assert vp.forward_factor("relu", q) == pytest.approx(0.5, rel=1e-6)
+
+
+def test_tanh_is_linear_for_small_q_and_bounded():
+    assert vp.second_moment("tanh", 1e-4) == pytest.approx(1e-4, rel=1e-3)
+    assert vp.second_moment("tanh", 100.0) < 1.0
+    assert vp.derivative_second_moment("tanh", 0.0) == pytest.approx(1.0)
+    assert vp.derivative_second_moment("tanh", 4.0) < 0.5
+
+
+def test_second_moment_matches_monte_carlo():
+    z = torch.randn(400_000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for act in ("tanh", "sigmoid", "selu", "gelu", "elu"):
+        for q in (0.2, 2.0):
+            mc = float(vg.activations.function(act, math.sqrt(q) * z).pow(2).mean())
+            assert vp.second_moment(act, q) == pytest.approx(mc, rel=0.01), (act, q)
+
+
+def test_selu_moments_at_its_fixed_point_and_near_zero():
+    assert vp.second_moment("selu", 1.0) == pytest.approx(1.0, abs=1e-6)
+    small = SELU_LAMBDA**2 * (1 + SELU_ALPHA**2) / 2
+    assert vp.derivative_second_moment("selu", 1e-8) == pytest.approx(small, rel=1e-3)
+
+
+def test_q_zero_uses_the_value_at_zero():
+    assert vp.second_moment("sigmoid", 0.0) == pytest.approx(0.25)
+    assert vp.second_moment("tanh", 0.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "error"),
+    [
+        (vp.second_moment, ("tanh", -1.0), ValueError),
+        (vp.second_moment, ("nope", 1.0), ValueError),
+        (vp.derivative_second_moment, ("relu", float("nan")), ValueError),
+        (vp.forward_factor, ("relu", 0.0), ValueError),
+        (vp.second_moment, (3, 1.0), TypeError),
+    ],
+)
+def test_moments_reject_bad_input(fn, args, error):
+    with pytest.raises(error):
+        fn(*args)
+
+
+# -- fixed points --------------------------------------------------------------------------------
+def test_fixed_points():
+    q, chi = vp.fixed_point("relu", 2.0, q0=3.0)
+    assert q == pytest.approx(3.0) and chi == pytest.approx(1.0, rel=1e-6)
+    q, chi = vp.fixed_point("selu", 1.0)
+    assert q == pytest.approx(1.0, abs=1e-6)
+    q, chi = vp.fixed_point("tanh", 25 / 9)  # PyTorch's gain 5/3
+    assert q == pytest.approx(1.178, abs=2e-3) and chi == pytest.approx(1.21, abs=5e-3)
+    q, chi = vp.fixed_point("tanh", 0.5)  # ordered phase: q* = 0, chi = sigma_w^2
+    assert q < 1e-6 and chi == pytest.approx(0.5, rel=1e-3)
+
+
+def test_fixed_point_rejects_bad_input_and_divergence():
+    with pytest.raises(ValueError):
+        vp.fixed_point("tanh", 0.0)
+    with pytest.raises(ValueError):
+        vp.fixed_point("tanh", 1.0, iterations=0)
+    with pytest.raises(ValueError, match="diverges"):
+        vp.fixed_point("identity", 4.0)
+
+
+# -- predictions -----------------------------------------------------------------------------------
+def test_predict_relu_he_is_flat_and_lecun_halves():
+    he = vp.predict_propagation(12, "kaiming_normal", "relu", width=64, in_features=64)
+    assert np.allclose(he.act, he.act[0]) and np.allclose(he.grad_preact, he.grad_preact[0])
+    half = vp.predict_propagation(12, "lecun_normal", "relu", width=64, in_features=64)
+    assert np.allclose(half.act[1:] / half.act[:-1], 0.5)
+    assert np.allclose(half.grad_preact[1:] / half.grad_preact[:-1], 2.0)
+    assert np.allclose(half.preact, 2 * half.act)
+    assert np.isnan(half.grad_weight).all() and half.depth == 12
+
+
+def test_predict_first_layer_uses_the_input_second_moment_and_multiplier():
+    p = vp.predict_propagation(
+        3, "lecun_normal", "identity", width=32, in_features=8, input_second_moment=0.25
+    )
+    assert p.preact[0] == pytest.approx(0.25)
+    scaled = vp.predict_propagation(
+        3,
+        "lecun_normal",
+        "identity",
+        width=32,
+        in_features=8,
+        input_second_moment=0.25,
+        multiplier=2.0,
+    )
+    assert np.allclose(scaled.act / p.act, 4.0 ** np.arange(1, 4))
+    # backward: output layer 32 -> 10 with Var 1/32 and unit output gradients
+    assert p.grad_act[-1] == pytest.approx(10 / 32)
+
+
+def test_predicted_second_moments_shortcut():
+    values = vp.predicted_second_moments(5, "lecun_normal", "relu", width=100)
+    assert np.allclose(values, 0.5 ** np.arange(1, 6))
+
+
+@pytest.mark.parametrize(
+    ("kw", "error"),
+    [
+        ({"depth": 0}, ValueError),
+        ({"scheme": "bogus"}, ValueError),
+        ({"width": 0}, ValueError),
+        ({"activation": "swishy"}, ValueError),
+        ({"multiplier": -1.0}, ValueError),
+    ],
+)
+def test_predict_rejects_bad_input(kw, error):
+    args = {"depth": 3, "scheme": "kaiming_normal", "activation": "relu", "width": 8, **kw}
+    with pytest.raises(error):
+        vp.predict_propagation(
+            args.pop("depth"), args.pop("scheme"), args.pop("activation"), **args
+        )
+
+
+# -- measurement -------------------------------------------------------------------------------
+def _net(depth=6, width=256, activation="relu", init="kaiming_normal", in_features=32, **kw):
+    torch.manual_seed(0)
+    return vg.mlp(in_features, 10, depth=depth, width=width, activation=activation, init=init, **kw)
+
+
+def test_measure_matches_prediction_for_wide_nets():
+    X = torch.randn(1024, 32, generator=torch.Generator().manual_seed(1))
+    for activation, init in (("relu", "kaiming_normal"), ("tanh", "xavier_normal")):
+        net = _net(activation=activation, init=init)
+        m = vp.measure_propagation(net, X)
+        p = vp.predict_propagation(
+            6, init, activation, width=256, in_features=32, input_second_moment=1.0
+        )
+        for field in ("preact", "act", "grad_preact", "grad_act"):
+            ratio = getattr(m, field) / getattr(p, field)
+            assert np.all((ratio > 0.67) & (ratio < 1.5)), (activation, field, ratio)
+        assert all(param.grad is None for param in net.parameters())
+
+
+def test_measure_with_a_loss_and_kept_values():
+    X, y = vg.data.moons(128, 0.1, seed=0)
+    net = _net(depth=3, width=16, in_features=2)
+    m = vp.measure_propagation(net, X, y, keep_values=True, max_values=100)
+    assert len(m.act_values) == 3 and len(m.grad_values) == 3
+    assert all(0 < len(v) <= 100 for v in m.act_values + m.grad_values)
+    assert np.all(np.isfinite(m.grad_weight)) and np.all(m.grad_weight > 0)
+    assert (m.act_values[0] >= 0).all()  # ReLU outputs
+    # the backward statistics do depend on the loss: a random output gradient differs
+    assert not np.allclose(m.grad_preact, vp.measure_propagation(net, X).grad_preact)
+
+
+def test_measure_is_repeatable_with_a_seed():
+    X = torch.randn(64, 32)
+    net = _net(depth=2, width=16)
+    a, b = vp.measure_propagation(net, X, seed=3), vp.measure_propagation(net, X, seed=3)
+    assert np.array_equal(a.grad_preact, b.grad_preact)
+
+
+def test_measure_rejects_bad_input():
+    net = _net(depth=2, width=8)
+    with pytest.raises(TypeError):
+        vp.measure_propagation(nn.Sequential(nn.Linear(32, 2)), torch.randn(4, 32))
+    with pytest.raises(ValueError):
+        vp.measure_propagation(net, torch.full((4, 32), float("nan")))
+    with pytest.raises(ValueError):
+        vp.measure_propagation(net, torch.randn(4, 32), torch.zeros(5, dtype=torch.long))
+    with pytest.raises(TypeError):
+        vp.measure_propagation(net, [[1.0] * 32])
+
+
+# -- symmetry, rescaling ------------------------------------------------------------------------
+def test_max_unit_difference():
+    assert vp.max_unit_difference(torch.ones(5, 3) * 0.7) == 0.0
+    w = torch.zeros(4, 3)
+    w[2, 1] = -0.5
+    assert vp.max_unit_difference(w) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        vp.max_unit_difference(torch.zeros(3))
+    with pytest.raises(TypeError):
+        vp.max_unit_difference([[0.0]])
+
+
+def test_rescale_weights():
+    net = _net(depth=2, width=8)
+    before = net.hidden_layers[1].weight.detach().clone()
+    assert vp.rescale_weights_(net, 3.0) is net
+    assert torch.allclose(net.hidden_layers[1].weight, 3 * before)
+    with pytest.raises(ValueError):
+        vp.rescale_weights_(net, -1.0)
+    with pytest.raises(TypeError):
+        vp.rescale_weights_("net", 1.0)
+
+
+# -- spectra and Jacobians -------------------------------------------------------------------------
+def test_product_singular_values():
+    orth = vp.product_singular_values(20, 32, "orthogonal", seed=1)
+    assert torch.allclose(orth, torch.ones(32, dtype=torch.float64), atol=1e-10)
+    assert torch.allclose(
+        vp.product_singular_values(3, 16, "orthogonal", gain=2.0),
+        torch.full((16,), 8.0, dtype=torch.float64),
+    )
+    one = vp.product_singular_values(1, 400, "gaussian", seed=0)
+    assert float(one.max()) == pytest.approx(2.0, rel=0.1)  # quarter-circle edge
+    assert float(one.pow(2).mean()) == pytest.approx(1.0, rel=0.05)
+    deep = vp.product_singular_values(16, 64, "gaussian", seed=0)
+    assert float(deep.median()) < 0.1 < float(deep.max())
+    assert torch.equal(deep, vp.product_singular_values(16, 64, "gaussian", seed=0))
+    assert (deep[:-1] >= deep[1:]).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "kw", "error"),
+    [
+        ((0, 8), {}, ValueError),
+        ((2, 8, "uniform"), {}, ValueError),
+        ((2, 8), {"gain": 0.0}, ValueError),
+        ((2, 8), {"seed": -1}, ValueError),
+    ],
+)
+def test_product_singular_values_rejects_bad_input(args, kw, error):
+    with pytest.raises(error):
+        vp.product_singular_values(*args, **kw)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "identity", "selu", "leaky_relu"])
+def test_closed_form_jacobians_equal_autograd(activation):
+    net = _net(depth=3, width=12, activation=activation, init="xavier_normal", in_features=5)
+    X = torch.randn(4, 5)
+    batch = vp.layer_jacobians_batch(net, X)
+    for i in range(len(X)):
+        for Jb, Ja in zip(batch, vg.jacobians.layer_jacobians(net, X[i])):
+            assert torch.allclose(Jb[i], Ja, atol=1e-6)
+
+
+def test_mean_jacobian_singular_values():
+    net = _net(depth=3, width=16, activation="identity", init="orthogonal", in_features=16)
+    assert np.allclose(vp.mean_jacobian_singular_values(net, torch.randn(3, 16)), 1.0)
+    with pytest.raises(ValueError):
+        vp.layer_jacobians_batch(_net(depth=2, width=8, norm="batch"), torch.randn(4, 32))
+    with pytest.raises(ValueError):
+        vp.mean_jacobian_singular_values(net, torch.randn(0, 16))
+
+
+def test_propagation_explorer_redraws_and_reports():
+    X = torch.rand(64, 10, generator=torch.Generator().manual_seed(0))
+    explorer = vp.propagation_explorer(
+        X, depth=6, width=16, activation="relu", scheme="lecun_normal"
+    )
+    first = explorer.readout
+    assert "layer 1" in first and explorer.error is None
+    m = explorer.state["measured"]
+    assert m.depth == 6 and m.act[-1] < m.act[0]
+    explorer.set(scheme="kaiming_normal", gain=1.0)
+    assert explorer.readout != first and explorer.redraws == 2
+    with pytest.raises(ValueError):
+        vp.propagation_explorer(X, scheme="zeros")
+    with pytest.raises(ValueError):
+        vp.propagation_explorer(X, activation="gelu")
