@@ -185,6 +185,8 @@ class _BatchedMLP:
     def _activate(self, a: torch.Tensor) -> torch.Tensor:
         if len(self.activation_groups) == 1:
             return self.activation_groups[0][1](a)
+        if all(isinstance(where, slice) for where, _ in self.activation_groups):
+            return torch.cat([module(a[where]) for where, module in self.activation_groups])
         out = torch.empty_like(a)
         for where, module in self.activation_groups:
             out[where] = module(a[where])
@@ -270,8 +272,9 @@ class _BatchedOptimizer:
         denom = torch._foreach_sqrt(self.v)
         torch._foreach_div_(denom, bias2_sqrt)
         torch._foreach_add_(denom, self.eps)
-        for p, m, d, lr in zip(self.params, self.m, denom, self.lrs):
-            p.sub_((lr / bias1) * m / d)
+        step = torch._foreach_div(self.m, denom)
+        torch._foreach_mul_(step, [lr / bias1 for lr in self.lrs])
+        torch._foreach_sub_(self.params, step)
 
 
 def _train_chunk(
@@ -293,8 +296,11 @@ def _train_chunk(
     net = _BatchedMLP(cfgs, X.shape[1], n_out, device)
     lrs = torch.tensor([c["lr"] for c in cfgs], device=device)
     opt = _BatchedOptimizer(net.params(), lrs, optimizer)
-    samplers = [BatchSampler(len(X), batch_size, c["data_seed"]) for c in cfgs]
-    shared_order = len({c["data_seed"] for c in cfgs}) == 1
+    data_seeds = list(dict.fromkeys(c["data_seed"] for c in cfgs))
+    samplers = [BatchSampler(len(X), batch_size, seed) for seed in data_seeds]
+    order_of = torch.tensor([data_seeds.index(c["data_seed"]) for c in cfgs])
+    shared_order = len(data_seeds) == 1
+    check_alive_on_host = device.type == "cpu"
     n_hidden = len(net.weights) - 1
     losses = torch.empty(steps, K, device=device)
     norms = torch.empty(steps, K, n_hidden, device=device) if record else None
@@ -308,29 +314,32 @@ def _train_chunk(
             xb, yb = X, y
         elif shared_order:
             idx = samplers[0].next().to(device)
-            for s in samplers[1:]:
-                s.next()
             xb, yb = X[idx], y[idx]
         else:
-            idx = torch.stack([s.next() for s in samplers]).to(device)
+            idx = torch.stack([s.next() for s in samplers])[order_of].to(device)
             xb, yb = X[idx], y[idx]
         per_model = _per_model_loss(net.forward(xb), yb, loss)
         grads = torch.autograd.grad(per_model.sum(), params)
         with torch.no_grad():
-            sq = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads])  # (params, K)
-            total = sq.sum(0).sqrt()
+            # per-model norms: weights (K, out, in) over dims (1, 2), biases (K, 1, out) likewise
+            layer = torch.stack(
+                [torch.linalg.vector_norm(g, dim=(1, 2)) for g in grads]
+            )  # (params, K)
+            total = torch.linalg.vector_norm(layer, dim=0)
             losses[step] = per_model.detach()
             totals[step] = total
             if record:
-                norms[step] = sq[:n_hidden].T.sqrt()
+                norms[step] = layer[:n_hidden].T
             finite = torch.isfinite(per_model) & torch.isfinite(total)
             newly = alive.view(-1) & ~finite
             diverged = torch.where(newly, torch.full_like(diverged, step), diverged)
             alive = alive & finite.view(K, 1, 1)
-            grads = [
-                torch.where(alive.view(K, *([1] * (g.ndim - 1))), g, torch.zeros_like(g))
-                for g in grads
-            ]
+            # a diverged model stops: its updates are masked (on the CPU only when one has diverged)
+            if not check_alive_on_host or not bool(alive.all()):
+                grads = [
+                    torch.where(alive.view(K, *([1] * (g.ndim - 1))), g, torch.zeros_like(g))
+                    for g in grads
+                ]
         opt.step(grads)
         if eval_data is not None and eval_every and (step + 1) % eval_every == 0:
             _evaluate_into(evals, net, eval_data, loss, step + 1)
@@ -435,6 +444,8 @@ def sweep(
     groups: dict[tuple[int, int], list[int]] = {}
     for i, c in enumerate(cfgs):
         groups.setdefault((c["depth"], c["width"]), []).append(i)
+    for members in groups.values():  # same activation next to each other: one slice per activation
+        members.sort(key=lambda i: canonical_name(cfgs[i]["activation"]))
     start = time.perf_counter()
     histories: dict[str, History] = {}
     finals: dict[str, tuple[float, float]] = {}
