@@ -91,19 +91,23 @@ def plot_loss(
             steps = np.arange(smooth - 1, len(finite))
         else:
             shown, steps = finite, np.arange(len(finite))
+        if h.diverged_at is not None and label:
+            label = f"{label} (diverged at step {h.diverged_at})"
         (line,) = ax.plot(steps, shown, label=label or None, lw=1.2)
         if h.diverged_at is not None:
             last = finite[np.isfinite(finite)]
             y = last[-1] if len(last) else 1.0
             ax.plot([h.diverged_at], [y], "x", color=line.get_color(), ms=10, mew=2)
-            ax.annotate(
-                f"diverged at step {h.diverged_at}",
-                (h.diverged_at, y),
-                fontsize=8,
-                xytext=(4, 4),
-                textcoords="offset points",
-                color=line.get_color(),
-            )
+            if not label:
+                ax.text(
+                    0.02,
+                    0.95,
+                    f"diverged at step {h.diverged_at}",
+                    transform=ax.transAxes,
+                    fontsize=8,
+                    va="top",
+                    color=line.get_color(),
+                )
     if log:
         _log_y(ax)
     else:

@@ -188,7 +188,11 @@ def slider(
     integer: bool = False,
     **kw,
 ):
-    """A slider with the course's defaults: redraw on release (``continuous_update=False``)."""
+    """A slider with the course's defaults: redraw on release (``continuous_update=False``).
+
+    With ``log=True`` it is a ``FloatLogSlider``: ``lo`` and ``hi`` are then *exponents* of 10
+    (``slider(1e-2, -4, 0, 0.25, "lr", log=True)`` spans 1e-4 to 1) while ``value`` is the value itself.
+    """
     w = _widgets()
     if w is None:
         return value
