@@ -182,3 +182,19 @@ def test_fit_probe_every_records_layer_statistics(moons):
     assert ax.images[0].get_array().shape == (4, 3)
     with pytest.raises(ValueError, match="probe_every"):
         vg.fit(net, (X, y), steps=3, lr=1e-2, probe_every=0)
+
+
+def test_fit_drop_last_keeps_batches_full():
+    X, y = vg.data.moons(33, 0.1)
+    torch.manual_seed(0)
+    net = vg.mlp(2, 2, depth=2, width=8, norm="batch")
+    sizes = []
+    net.register_forward_hook(lambda m, i, o: sizes.append(i[0].shape[0]) if m.training else None)
+    vg.fit(net, (X, y), steps=6, lr=1e-2, batch_size=16, drop_last=True)
+    assert sizes == [16] * 6
+    from vgcourse.train import BatchSampler
+
+    kept = BatchSampler(33, 16, seed=0)
+    assert [len(kept.next()) for _ in range(3)] == [16, 16, 1]
+    with pytest.raises(ValueError, match="more than 1 value"):  # why drop_last exists
+        vg.fit(net, (X, y), steps=3, lr=1e-2, batch_size=16)

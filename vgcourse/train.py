@@ -114,9 +114,10 @@ class BatchSampler:
     With ``batch_size=None`` every batch is the whole data set (full-batch gradient descent).
     """
 
-    def __init__(self, n: int, batch_size: int | None, seed: int = 0):
+    def __init__(self, n: int, batch_size: int | None, seed: int = 0, drop_last: bool = False):
         self.n = n
         self.batch_size = batch_size
+        self.drop_last = drop_last and batch_size is not None and n >= batch_size
         self.generator = torch.Generator().manual_seed(seed)
         self._queue: list[torch.Tensor] = []
 
@@ -125,7 +126,10 @@ class BatchSampler:
             return None
         if not self._queue:
             perm = torch.randperm(self.n, generator=self.generator)
-            self._queue = list(torch.split(perm, self.batch_size))[::-1]
+            chunks = list(torch.split(perm, self.batch_size))
+            if self.drop_last and len(chunks[-1]) < self.batch_size:
+                chunks.pop()
+            self._queue = chunks[::-1]
         return self._queue.pop()
 
 
@@ -197,11 +201,13 @@ def fit(
     eval_every: int | None = None,
     callbacks: list[Callback] | None = None,
     probe_every: int | None = None,
+    drop_last: bool = False,
 ) -> History:
     """Train ``model`` on ``data = (X, y)`` for ``steps`` optimizer steps and return a :class:`History`.
 
     Mini-batches of ``batch_size`` come from a fresh seeded permutation each epoch (``None``: full
-    batch). ``clip_norm``/``clip_value`` clip the gradient before the step (module docstring).
+    batch); the last, smaller batch of an epoch is kept unless ``drop_last`` (batch norm needs
+    more than one sample per batch). ``clip_norm``/``clip_value`` clip the gradient before the step (module docstring).
     ``record`` keeps per-layer gradient norms (set ``False`` for the fastest loop). ``progress``
     shows a tqdm bar (``None``: only for runs of 2000 steps or more). With ``eval_data``, the loss
     and accuracy on it are measured every ``eval_every`` steps (default ``steps // 20``) and at the
@@ -239,7 +245,7 @@ def fit(
     opt = make_optimizer(optimizer, model.parameters(), lr)
     tracked = weight_layers(model)
     params = [p for p in model.parameters() if p.requires_grad]
-    sampler = BatchSampler(len(X), batch_size, seed)
+    sampler = BatchSampler(len(X), batch_size, seed, drop_last=drop_last)
 
     losses = torch.empty(steps, dtype=torch.float64)
     norms = (
