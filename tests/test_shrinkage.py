@@ -1,0 +1,314 @@
+"""Tests of vgcourse.shrinkage: chain-rule products, weight-change records, contracting maps."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import vgcourse as vg
+from vgcourse import shrinkage
+from vgcourse.jacobians import layer_jacobians, singular_values
+
+
+# -- products of chain-rule factors ---------------------------------------------------------------
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "silu"])
+def test_chain_factors_match_autograd(activation):
+    weights, biases = [1.5, -0.7, 2.0, 0.3], [0.1, -0.2, 0.0, 0.5]
+    factors, product = shrinkage.chain_factors(0.4, weights, biases, activation)
+    x = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
+    h = x
+    for w, b in zip(weights, biases):
+        h = vg.activations.activation(activation)(w * h + b)
+    (expected,) = torch.autograd.grad(h, x)
+    assert factors.shape == (4,) and factors.dtype == torch.float64
+    assert float(product) == pytest.approx(float(expected), rel=1e-12, abs=1e-300)
+    assert float(product) == pytest.approx(float(torch.prod(factors)), rel=1e-14)
+
+
+def test_chain_factors_sigmoid_bound_and_default_biases():
+    factors, product = shrinkage.chain_factors(0.0, [1.0] * 5)
+    # zero biases and x = 0: a_1 = 0 gives exactly 1/4, later a_i = sigma(.) > 0 give less
+    assert float(factors[0]) == pytest.approx(0.25)
+    assert (factors.abs() <= 0.25).all() and abs(float(product)) <= 0.25**5
+    assert shrinkage.derivative_bound("sigmoid", 5) == pytest.approx(0.25**5)
+
+
+def test_chain_factors_rejects_bad_input():
+    with pytest.raises(ValueError, match="biases"):
+        shrinkage.chain_factors(0.0, [1.0, 2.0], [0.0])
+    with pytest.raises(ValueError, match="weights"):
+        shrinkage.chain_factors(0.0, [])
+    with pytest.raises(TypeError, match="x must be a real number"):
+        shrinkage.chain_factors("0", [1.0])
+    with pytest.raises(ValueError, match="x must be finite"):
+        shrinkage.chain_factors(float("nan"), [1.0])
+    with pytest.raises(ValueError, match="activation"):
+        shrinkage.chain_factors(0.0, [1.0], activation="sigmoidd")
+    with pytest.raises(ValueError, match="non-finite"):
+        shrinkage.chain_factors(0.0, [1.0, float("inf")])
+
+
+def test_derivative_bound_values_and_errors():
+    assert shrinkage.derivative_bound("sigmoid", 0) == 1.0
+    assert shrinkage.derivative_bound("sigmoid", 3, weight_bound=2.0) == pytest.approx(0.125)
+    assert shrinkage.derivative_bound("tanh", 10) == 1.0
+    with pytest.raises(ValueError, match="n must be an integer >= 0"):
+        shrinkage.derivative_bound("sigmoid", -1)
+    with pytest.raises(TypeError, match="n must be an integer"):
+        shrinkage.derivative_bound("sigmoid", 2.5)
+    with pytest.raises(ValueError, match="weight_bound"):
+        shrinkage.derivative_bound("sigmoid", 2, weight_bound=0.0)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(activation="sigmoid", init="xavier_uniform"),
+        dict(activation="relu", init="kaiming_normal", residual=True),
+        dict(activation="leaky_relu", init="orthogonal"),
+        dict(activation="tanh", init="xavier_normal", norm="layer"),
+    ],
+)
+def test_prefix_singular_values_match_autograd_jacobians(kw):
+    torch.manual_seed(0)
+    net = vg.mlp(3, 2, depth=5, width=6, **kw).double()
+    inputs = torch.randn(4, 3, dtype=torch.float64)
+    got = shrinkage.prefix_singular_values(net, inputs)
+    assert got.shape == (4, 5, 3)
+    for n, x in enumerate(inputs):
+        product = None
+        for layer, J in enumerate(layer_jacobians(net, x)):
+            product = J if product is None else J @ product
+            np.testing.assert_allclose(got[n, layer], singular_values(product).numpy(), rtol=1e-9)
+
+
+def test_prefix_singular_values_errors():
+    net = vg.mlp(2, 1, depth=2, width=4)
+    with pytest.raises(ValueError, match="2 dimensions"):
+        shrinkage.prefix_singular_values(net, torch.zeros(2))
+    with pytest.raises(TypeError, match="vgcourse.mlp"):
+        shrinkage.prefix_singular_values(torch.nn.Linear(2, 2), torch.zeros(1, 2))
+
+
+# -- what training did to each layer -------------------------------------------------------------
+def test_relative_change_values_and_errors():
+    b = [torch.ones(2, 3), torch.full((4, 1), 2.0), torch.zeros(2, 2)]
+    a = [torch.ones(2, 3) * 1.5, torch.full((4, 1), 2.0), torch.zeros(2, 2)]
+    np.testing.assert_allclose(shrinkage.relative_change(b, a), [0.5, 0.0, 0.0])
+    assert shrinkage.relative_change(torch.zeros(2), torch.ones(2))[0] == math.inf
+    assert shrinkage.relative_change(torch.ones(2), torch.zeros(2))[0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same number of layers"):
+        shrinkage.relative_change(b, a[:2])
+    with pytest.raises(ValueError, match="shape"):
+        shrinkage.relative_change([torch.ones(2, 3)], [torch.ones(3, 2)])
+    with pytest.raises(TypeError, match="list of tensors"):
+        shrinkage.relative_change("weights", a)
+    with pytest.raises(ValueError, match="non-finite"):
+        shrinkage.relative_change([torch.tensor([float("nan")])], [torch.ones(1)])
+
+
+def test_tracked_weights_and_snapshot():
+    net = vg.mlp(2, 3, depth=3, width=5)
+    names = [n for n, _ in shrinkage.tracked_weights(net)]
+    assert names == ["hidden[0]", "hidden[1]", "hidden[2]", "output"]
+    assert len(shrinkage.tracked_weights(net, include_output=False)) == 3
+    snap = shrinkage.snapshot(net)
+    assert [tuple(s.shape) for s in snap] == [(5, 2), (5, 5), (5, 5), (3, 5)]
+    with torch.no_grad():
+        net.hidden_layers[0].weight.add_(1.0)
+    assert not torch.equal(snap[0], net.hidden_layers[0].weight)  # a copy, not a view
+    with pytest.raises(TypeError, match="nn.Module"):
+        shrinkage.tracked_weights("net")
+    with pytest.raises(TypeError, match="include_output"):
+        shrinkage.tracked_weights(net, include_output=1)
+
+
+def _train(net, steps, callbacks, lr=1e-2, optimizer="sgd"):
+    X, y = vg.data.moons(64, 0.1, seed=0)
+    return vg.fit(
+        net,
+        (X, y),
+        steps=steps,
+        lr=lr,
+        optimizer=optimizer,
+        batch_size=16,
+        callbacks=callbacks,
+        progress=False,
+    )
+
+
+def test_weight_recorder_matches_snapshots():
+    torch.manual_seed(0)
+    net = vg.mlp(2, 2, depth=3, width=4, activation="tanh")
+    before = shrinkage.snapshot(net)
+    rec = shrinkage.WeightRecorder(net)
+    history = _train(net, 12, [rec], optimizer="adam")
+    after = shrinkage.snapshot(net)
+    assert rec.steps == list(range(13)) and len(rec.losses) == 12
+    np.testing.assert_allclose(rec.losses, history.loss, rtol=1e-6)
+    np.testing.assert_allclose(
+        rec.relative_change(), shrinkage.relative_change(before, after), rtol=1e-5
+    )
+    assert torch.equal(rec.layer(0)[0].reshape(4, 2), before[0])
+    assert torch.equal(rec.layer(-1)[-1].reshape(2, 4), after[-1])
+    ratios = rec.update_ratios()
+    assert ratios.shape == (12, 4) and (ratios > 0).all()
+    # one step's update ratio, computed by hand from two consecutive snapshots
+    w = rec.layer(1)
+    expected = float((w[5] - w[4]).norm() / w[4].norm())
+    assert ratios[4, 1] == pytest.approx(expected, rel=1e-6)
+    assert rec.weight_norms().shape == (13, 4) and rec.mean_abs().shape == (13, 4)
+    assert rec.weight_norms()[0, 0] == pytest.approx(float(before[0].norm()), rel=1e-6)
+    traj = rec.trajectories(0, k=3)
+    assert traj.shape == (13, 3)
+    assert rec.trajectories(0, k=100).shape == (13, 8)  # at most the layer's 8 weights
+    assert rec.relative_change(step=0) == pytest.approx(np.zeros(4))
+
+
+def test_weight_recorder_every_and_errors():
+    torch.manual_seed(0)
+    net = vg.mlp(2, 2, depth=2, width=3)
+    rec = shrinkage.WeightRecorder(net, every=4)
+    _train(net, 10, [rec])
+    assert rec.steps == [0, 1, 4, 8]
+    rec.finish(net)
+    assert rec.steps == [0, 1, 4, 8, 10]
+    rec.finish(net)  # idempotent
+    assert rec.steps[-1] == 10 and len(rec.steps) == 5
+    with pytest.raises(ValueError, match="was not recorded"):
+        rec.relative_change(step=3)
+    with pytest.raises(ValueError, match="index must be <"):
+        rec.layer(3)
+    with pytest.raises(ValueError, match="every must be an integer >= 1"):
+        shrinkage.WeightRecorder(net, every=0)
+    other = vg.mlp(2, 2, depth=2, width=5)
+    with pytest.raises(ValueError, match="changed shape"):
+        rec(11, other, 0.0)  # step 12 is recorded
+    assert "WeightRecorder" in repr(rec)
+
+
+def test_sgd_freezes_first_layer_of_deep_sigmoid_net():
+    """The lesson's central measurement: under SGD the first layer of a deep sigmoid net barely moves."""
+    torch.manual_seed(0)
+    net = vg.mlp(2, 2, depth=9, width=10, activation="sigmoid", init="xavier_uniform")
+    rec = shrinkage.WeightRecorder(net)
+    _train(net, 50, [rec], lr=1e-1)
+    change = rec.relative_change()
+    assert change[0] < 1e-4 * change[-1]
+
+
+def test_representation_spread_and_recorder():
+    torch.manual_seed(0)
+    X = torch.randn(50, 2)
+    deep = vg.mlp(2, 2, depth=9, width=10, activation="sigmoid", init="xavier_uniform")
+    spread = shrinkage.representation_spread(deep, X)
+    assert spread.shape == (9,) and spread[-1] < 1e-3 * spread[0]
+    # by hand for the first layer
+    with torch.no_grad():
+        h1 = torch.sigmoid(deep.hidden_layers[0](X))
+    assert spread[0] == pytest.approx(float(h1.double().std(0).mean()), rel=1e-5)
+    rec = shrinkage.SpreadRecorder(deep, X, every=5)
+    _train(deep, 10, [rec])
+    assert rec.steps == [0, 5, 10] and rec.spread.shape == (3, 9)
+    with pytest.raises(TypeError, match="forward_hidden"):
+        shrinkage.representation_spread(torch.nn.Linear(2, 2), X)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        shrinkage.representation_spread(deep, X[:1])
+
+
+# -- contracting maps ------------------------------------------------------------------------------
+@pytest.mark.parametrize("w", [0.5, 1.0, 1.5, 2.0, 3.0])
+def test_latch_fixed_point_and_rate(w):
+    a = shrinkage.latch_fixed_point(w)
+    assert a == pytest.approx(w * math.tanh(a), abs=1e-12)
+    if w <= 1:
+        assert a == 0.0 and shrinkage.latch_rate(w) == pytest.approx(w)
+    else:
+        assert a > 0 and 0 < shrinkage.latch_rate(w) < 1
+
+
+def test_latch_derivatives_match_autograd_and_decay_rate():
+    a0 = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    inputs = torch.tensor([0.1, -0.2, 0.0, 0.3, 0.0], dtype=torch.float64)
+    a = a0
+    for h in inputs:
+        a = 2.0 * torch.tanh(a) + h
+    (expected,) = torch.autograd.grad(a, a0)
+    states, derivs = shrinkage.latch_derivatives(2.0, 0.3, 5, inputs)
+    assert states.shape == (6,) and derivs[0] == 1.0
+    assert float(states[-1]) == pytest.approx(float(a.detach()))
+    assert float(derivs[-1]) == pytest.approx(float(expected), rel=1e-12)
+    _, d = shrinkage.latch_derivatives(2.0, 1.0, 60)
+    assert shrinkage.decay_rate(d.abs(), start=20) == pytest.approx(
+        shrinkage.latch_rate(2.0), rel=1e-6
+    )
+
+
+def test_latch_survival_trade_off():
+    weak = shrinkage.latch_survival(1.05, 0.3, 50, n_trials=400)
+    strong = shrinkage.latch_survival(3.0, 0.3, 50, n_trials=400)
+    assert strong == 1.0 and weak < 0.8
+    assert shrinkage.latch_survival(2.0, 0.0, 10, n_trials=5) == 1.0
+    assert shrinkage.latch_survival(1.5, 0.3, 20, seed=3) == shrinkage.latch_survival(
+        1.5, 0.3, 20, seed=3
+    )
+
+
+def test_latch_errors():
+    with pytest.raises(ValueError, match="w must be a finite number > 0"):
+        shrinkage.latch_fixed_point(-1.0)
+    with pytest.raises(TypeError, match="w must be a real number"):
+        shrinkage.latch_rate("2")
+    with pytest.raises(ValueError, match="T must be an integer >= 1"):
+        shrinkage.latch_derivatives(2.0, 1.0, 0)
+    with pytest.raises(ValueError, match="T=3 entries"):
+        shrinkage.latch_derivatives(2.0, 1.0, 3, torch.zeros(2))
+    with pytest.raises(ValueError, match="noise_std"):
+        shrinkage.latch_survival(2.0, -0.1, 5)
+    with pytest.raises(ValueError, match="n_trials"):
+        shrinkage.latch_survival(2.0, 0.1, 5, n_trials=0)
+
+
+def test_rnn_jacobian_norms_and_fixed_point_rate():
+    g = torch.Generator().manual_seed(0)
+    n = 12
+    W = 0.9 * torch.nn.init.orthogonal_(torch.empty(n, n, dtype=torch.float64), generator=g)
+    b = 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
+    h0 = torch.randn(n, generator=g, dtype=torch.float64)
+    norms, hT = shrinkage.rnn_jacobian_norms(W, h0, 80, b=b)
+    assert norms.shape == (81,) and norms[0] == 1.0
+    assert (norms <= 0.9 ** np.arange(81) * (1 + 1e-9)).all()
+
+    def step(v):
+        return torch.tanh(W @ v + b)
+
+    J3 = torch.autograd.functional.jacobian(lambda v: step(step(step(v))), h0)
+    assert norms[3] == pytest.approx(float(torch.linalg.matrix_norm(J3, 2)), rel=1e-10)
+    rho, h_star = shrinkage.rnn_fixed_point_rate(W, h0, b)
+    assert torch.allclose(h_star, step(h_star), atol=1e-12)
+    assert shrinkage.decay_rate(norms, start=40) == pytest.approx(rho, rel=1e-2)
+    assert torch.allclose(hT, h_star, atol=1e-6)
+
+
+def test_rnn_errors():
+    W = torch.eye(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="square"):
+        shrinkage.rnn_jacobian_norms(torch.zeros(3, 2), torch.zeros(3), 5)
+    with pytest.raises(ValueError, match="h0 must have 3 entries"):
+        shrinkage.rnn_jacobian_norms(W, torch.zeros(2), 5)
+    with pytest.raises(ValueError, match="b must have 3 entries"):
+        shrinkage.rnn_fixed_point_rate(W, torch.zeros(3), b=torch.zeros(4))
+    with pytest.raises(ValueError, match="2 dimensions"):
+        shrinkage.rnn_fixed_point_rate(torch.zeros(3), torch.zeros(3))
+
+
+def test_decay_rate():
+    assert shrinkage.decay_rate(0.5 ** np.arange(10)) == pytest.approx(0.5)
+    assert shrinkage.decay_rate(3.0 * 2.0 ** np.arange(10), start=4) == pytest.approx(2.0)
+    # zeros and non-finite values are skipped
+    assert shrinkage.decay_rate([1.0, 0.0, 0.25, np.nan, 0.0625]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="at least 2 positive"):
+        shrinkage.decay_rate([1.0, 0.0])
+    with pytest.raises(ValueError, match="start"):
+        shrinkage.decay_rate([1.0, 0.5], start=-1)
