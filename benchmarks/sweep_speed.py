@@ -91,11 +91,12 @@ def main() -> None:
         baseline = plain_pytorch(result.configs, Xtr, ytr, device)
         sequential = time.perf_counter() - start
         pairs = [(b, result.histories[c["label"]].loss) for b, c in zip(baseline, result.configs)]
-        worst = max(
+        diffs = [
             float(np.max(np.abs(b - h)))
             for b, h in pairs
             if len(b) == len(h) and np.isfinite(b).all()
-        )
+        ]
+        worst, typical = max(diffs), float(np.median(diffs))
         ratio = sequential / batched
         print(
             f"{args.models} MLPs ({name}; {DEPTH}x{WIDTH}, {STEPS} steps, batch {BATCH}) on {device}:"
@@ -103,9 +104,11 @@ def main() -> None:
         print(
             f"  batched sweep {batched:.2f} s | one after another {sequential:.2f} s | speed-up {ratio:.1f}x"
         )
-        print(f"  largest per-step loss difference batched vs alone: {worst:.2e}")
+        print(
+            f"  per-step loss difference batched vs alone: median over models {typical:.1e}, largest {worst:.1e}"
+        )
         rows.append(
-            f"| {name} | {batched:.2f} | {sequential:.2f} | **{ratio:.1f}x** | {worst:.1e} |"
+            f"| {name} | {batched:.2f} | {sequential:.2f} | **{ratio:.1f}x** | {typical:.1e} / {worst:.1e} |"
         )
 
     seed_cfgs = [
@@ -134,9 +137,14 @@ torch {torch.__version__}: {args.models} MLPs of {DEPTH} hidden layers x {WIDTH}
 points), {STEPS} steps, batch {BATCH}, Adam; the batched sweep vs the same models trained one after another in
 plain PyTorch (nn.Module + torch.optim.Adam). Target: >= 15x on the 2-core CPU.
 
-| sweep | batched s | one after another s | speed-up | largest loss difference |
+| sweep | batched s | one after another s | speed-up | loss difference, median / max over models |
 |---|---|---|---|---|
 {table}
+
+Batched and plain runs differ only by float32 rounding (a batched matrix multiply sums in another order);
+at the largest learning rates (0.1, 0.3) Adam on a 9-layer sigmoid net is chaotic and those last-bit differences
+grow over 700 steps, which is what the max column shows. `tests/test_sweeps.py` checks the equivalence to a tight
+tolerance at moderate learning rates.
 
 The seed experiment ({DEPTH} layers of {WIDTH} units, make_moons, Adam, 100 epochs = {STEPS} steps) for
 {len(seed_cfgs) // 3} activations x 3 seeds, batched: {seed_seconds:.2f} s.

@@ -54,6 +54,12 @@ class LabServer:
         (settings / "notification.jupyterlab-settings").write_text(
             json.dumps({"fetchNews": "false", "checkForUpdates": False})
         )
+        # render every cell (no virtual scrolling), so every output and widget is in the page
+        notebook_settings = self.root / ".lab-settings" / "@jupyterlab" / "notebook-extension"
+        notebook_settings.mkdir(parents=True, exist_ok=True)
+        (notebook_settings / "tracker.jupyterlab-settings").write_text(
+            json.dumps({"windowingMode": "none"})
+        )
         env = dict(
             os.environ,
             JUPYTERLAB_SETTINGS_DIR=str(self.root / ".lab-settings"),
@@ -139,8 +145,11 @@ def run_all(page, server: LabServer, notebook: str, *, timeout_s: float = 300) -
         """() => {
             const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
             const ind = document.querySelector('.jp-Notebook-ExecutionIndicator');
-            return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent))
-                   && ind && ind.getAttribute('data-status') === 'idle';
+            const idle = ind && ind.getAttribute('data-status') === 'idle';
+            const failed = [...document.querySelectorAll('.jp-OutputArea-output')]
+                .some(o => o.textContent.includes('Traceback (most recent call last)'));
+            const done = prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+            return idle && (done || failed);
         }""",
         timeout=timeout_s * 1000,
         polling=500,
