@@ -80,6 +80,8 @@ def test_non_finite_loss_and_update_too_large(digits):
     net = build(depth=3, width=64, activation="relu", init="kaiming_normal")
     report = diagnose(net, X, y, train_steps=2, lr=10.0, optimizer="sgd")
     assert "update_too_large" in report.problems
+    clipped = diagnose(net, X, y, train_steps=2, lr=10.0, optimizer="sgd", clip_norm=1e-4)
+    assert "update_too_large" not in clipped.problems
 
 
 def test_rnn_vanishing_through_time_and_model_untouched():

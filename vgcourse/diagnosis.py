@@ -290,6 +290,7 @@ def diagnose(
     train_steps: int = 0,
     lr: float = 1e-3,
     optimizer: str = "adam",
+    clip_norm: float | None = None,
 ) -> DiagnosisReport:
     """Diagnose the gradient flow of ``model`` on a batch and return a :class:`DiagnosisReport`.
 
@@ -297,7 +298,8 @@ def diagnose(
     name (``"cross_entropy"``, ``"bce"``, ``"mse"``) or any ``loss(output, y) -> scalar``. The
     batch is split into ``passes`` parts and the statistics are averaged. With ``train_steps`` > 0,
     a *copy* of the model is trained that many steps (``optimizer``, ``lr``) to measure the
-    update:data ratios; the model itself is never changed (its gradients are cleared).
+    update:data ratios (clipping the gradient norm to ``clip_norm`` first, as
+    :func:`vgcourse.fit` would); the model itself is never changed (its gradients are cleared).
     Thresholds are documented in this module's docstring.
     """
     check_module("model", model)
@@ -316,6 +318,8 @@ def diagnose(
     passes = check_int("passes", passes, minimum=1)
     train_steps = check_int("train_steps", train_steps, minimum=0)
     lr = check_positive("lr", lr)
+    if clip_norm is not None:
+        clip_norm = check_positive("clip_norm", clip_norm)
     loss_fn = get_loss(loss)
     device = model_device(model)
     X, y = X.to(device), y.to(device)
@@ -385,7 +389,7 @@ def diagnose(
         for name, recs in act_acc.items()
     ]
     if train_steps and all(math.isfinite(v) for v in losses):
-        _measure_updates(model, X, y, loss_fn, layers, train_steps, lr, optimizer)
+        _measure_updates(model, X, y, loss_fn, layers, train_steps, lr, optimizer, clip_norm)
     ratio = None
     if time_grads:
         g = torch.stack(time_grads).mean(0)
@@ -402,7 +406,7 @@ def diagnose(
     return report
 
 
-def _measure_updates(model, X, y, loss_fn, layers, steps, lr, optimizer) -> None:
+def _measure_updates(model, X, y, loss_fn, layers, steps, lr, optimizer, clip_norm=None) -> None:
     clone = copy.deepcopy(model)
     clone.train()
     opt = make_optimizer(optimizer, clone.parameters(), lr)
@@ -411,6 +415,8 @@ def _measure_updates(model, X, y, loss_fn, layers, steps, lr, optimizer) -> None
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
         loss_fn(clone(X), y).backward()
+        if clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(clone.parameters(), clip_norm)
         probe.snapshot_weights()
         opt.step()
         for name, r in probe.update_ratios().items():
