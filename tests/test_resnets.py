@@ -1,0 +1,346 @@
+"""Tests of vgcourse.resnets: the plain/residual CNN, residual-stream measurements, depth sweeps."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import vgcourse as vg
+from vgcourse import resnets
+
+
+@pytest.fixture
+def images():
+    torch.manual_seed(0)
+    return torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+
+
+@pytest.fixture
+def flat():
+    torch.manual_seed(0)
+    return torch.randn(64, 6), torch.randint(0, 3, (64,))
+
+
+# -- conv_net -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("norm", [None, "batch"])
+def test_conv_net_shapes_and_layers(images, residual, norm):
+    X, _ = images
+    net = resnets.conv_net(3, channels=8, residual=residual, norm=norm)
+    assert net(X).shape == (16, 10)
+    assert net.num_conv_layers == 7
+    assert len(net.hidden_layers) == 7
+    assert all(isinstance(c, nn.Conv2d) for c in net.hidden_layers)
+    assert net.hidden_layers[0] is net.stem
+    assert net.hidden_layers[-1] is net.blocks[-1].conv2
+    # convs before batch norm carry no bias; without BN they do
+    assert (net.blocks[0].conv1.bias is None) == (norm == "batch")
+
+
+def test_conv_net_layer_grad_norms_tracks_every_conv(images):
+    X, y = images
+    net = resnets.conv_net(2, channels=4)
+    norms = vg.layer_grad_norms(net, X, y)
+    assert norms.shape == (5,)
+    assert np.all(norms > 0)
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_conv_net_residual_is_identity_plus_branch(images):
+    X, _ = images
+    torch.manual_seed(1)
+    net = resnets.conv_net(1, channels=4, residual=True, residual_scale=0.3)
+    net.eval()
+    block = net.blocks[0]
+    h = torch.relu(torch.randn(2, 4, 8, 8))
+    with torch.no_grad():
+        expected = torch.relu(h + 0.3 * block.branch(h))
+        assert torch.allclose(block(h), expected)
+        plain = resnets.conv_net(1, channels=4, residual=False)
+        plain.load_state_dict(net.state_dict())
+        plain.eval()
+        assert torch.allclose(plain.blocks[0](h), torch.relu(block.branch(h)))
+        assert not torch.allclose(plain.blocks[0](h), block(h))
+
+
+def test_conv_net_zero_blocks_and_default_init(images):
+    X, _ = images
+    net = resnets.conv_net(0, channels=4, init=None)
+    assert net.num_conv_layers == 1
+    assert net(X).shape == (16, 10)
+
+
+def test_conv_net_kaiming_init_and_zero_bias():
+    torch.manual_seed(0)
+    net = resnets.conv_net(2, channels=32, norm=None)
+    w = net.blocks[0].conv1.weight.detach()
+    fan_in = 32 * 9
+    assert abs(float(w.std()) - math.sqrt(2 / fan_in)) < 0.1 * math.sqrt(2 / fan_in)
+    assert float(net.blocks[0].conv1.bias.detach().abs().max()) == 0.0
+
+
+def test_conv_net_seeded_is_repeatable(images):
+    X, _ = images
+    torch.manual_seed(3)
+    a = resnets.conv_net(2, channels=4)(X)
+    torch.manual_seed(3)
+    b = resnets.conv_net(2, channels=4)(X)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(num_blocks=-1), ValueError),
+        (dict(num_blocks=2.5), TypeError),
+        (dict(num_blocks=True), TypeError),
+        (dict(num_blocks=2, channels=0), ValueError),
+        (dict(num_blocks=2, norm="layer"), ValueError),
+        (dict(num_blocks=2, residual="yes"), TypeError),
+        (dict(num_blocks=2, residual_scale=0.0), ValueError),
+        (dict(num_blocks=2, residual_scale=float("nan")), ValueError),
+        (dict(num_blocks=2, init="bogus"), ValueError),
+        (dict(num_blocks=2, init=3), TypeError),
+        (dict(num_blocks=2, num_classes=0), ValueError),
+    ],
+)
+def test_conv_net_bad_arguments(kwargs, error):
+    with pytest.raises(error):
+        resnets.conv_net(**kwargs)
+
+
+def test_conv_net_error_names_the_argument():
+    with pytest.raises(ValueError, match="norm"):
+        resnets.conv_net(2, norm="group")
+
+
+# -- residual stream ----------------------------------------------------------------------------
+
+
+def test_stream_second_moments_matches_forward_hidden(flat):
+    X, _ = flat
+    torch.manual_seed(0)
+    net = vg.mlp(6, 3, depth=5, width=16, residual=True)
+    q = resnets.stream_second_moments(net, X)
+    with torch.no_grad():
+        expected = [float(h.double().pow(2).mean()) for h in net.forward_hidden(X)]
+    np.testing.assert_allclose(q, expected, rtol=1e-6)
+    assert len(q) == 5
+
+
+def test_stream_second_moments_residual_s1_explodes_and_s_over_L_does_not(flat):
+    X, _ = flat
+    torch.manual_seed(0)
+    q1 = resnets.stream_second_moments(vg.mlp(6, 3, depth=20, width=64, residual=True), X)
+    torch.manual_seed(0)
+    small = vg.mlp(6, 3, depth=20, width=64, residual=True, residual_scale=1 / 20)
+    q2 = resnets.stream_second_moments(small, X)
+    assert q1[-1] / q1[0] > 1e6
+    assert q2[-1] / q2[0] < resnets.stream_growth_bound(1 / 20, 20) * 1.5
+
+
+def test_stream_grad_norms_against_autograd(flat):
+    X, y = flat
+    torch.manual_seed(0)
+    net = vg.mlp(6, 3, depth=4, width=8, residual=True, residual_scale=0.5)
+    norms = resnets.stream_grad_norms(net, X, y)
+    # recompute by hand: run the blocks, keep every output, differentiate the loss by them
+    h = X
+    outs = []
+    for block in net.blocks:
+        h = block(h)
+        outs.append(h)
+    loss = torch.nn.functional.cross_entropy(net.output_layer(h), y)
+    grads = torch.autograd.grad(loss, outs)
+    np.testing.assert_allclose(norms, [float(g.norm()) for g in grads], rtol=1e-5)
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_stream_grad_norms_on_conv_net(images):
+    X, y = images
+    net = resnets.conv_net(3, channels=4, residual=True)
+    norms = resnets.stream_grad_norms(net, X, y)
+    assert norms.shape == (3,) and np.all(norms > 0)
+
+
+def test_stream_functions_reject_models_without_blocks(flat):
+    X, y = flat
+    with pytest.raises(TypeError, match="blocks"):
+        resnets.stream_second_moments(nn.Linear(6, 3), X)
+    with pytest.raises(TypeError, match="blocks"):
+        resnets.stream_grad_norms(nn.Sequential(nn.Linear(6, 3)), X, y)
+    with pytest.raises(TypeError, match="nn.Module"):
+        resnets.stream_second_moments("net", X)
+
+
+def test_stream_functions_reject_bad_data(flat):
+    X, y = flat
+    net = vg.mlp(6, 3, depth=2, width=4)
+    bad = X.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        resnets.stream_second_moments(net, bad)
+    with pytest.raises(ValueError, match="same number of rows"):
+        resnets.stream_grad_norms(net, X, y[:10])
+    with pytest.raises(TypeError):
+        resnets.stream_second_moments(net, [[1.0] * 6])
+
+
+def test_expected_next_moment_monte_carlo():
+    """The formula is the expectation over W ~ N(0, 2/n): check it against many draws."""
+    torch.manual_seed(0)
+    n, s = 64, 0.7
+    h = torch.relu(torch.randn(n)) + 0.1
+    draws = []
+    for _ in range(2000):
+        W = torch.randn(n, n) * math.sqrt(2 / n)
+        draws.append(float((h + s * torch.relu(W @ h)).pow(2).mean()))
+    predicted = resnets.expected_next_moment(h, s)
+    stderr = np.std(draws) / math.sqrt(len(draws))
+    assert abs(np.mean(draws) - predicted) < 4 * stderr + 1e-3 * predicted
+
+
+def test_expected_next_moment_special_cases():
+    h = torch.tensor([1.0, 1.0, 1.0, 1.0])  # q = 1, m = 1
+    assert resnets.expected_next_moment(h, 0.0) == pytest.approx(1.0)
+    assert resnets.expected_next_moment(h, 1.0) == pytest.approx(2 + 2 / math.sqrt(math.pi))
+    centred = torch.tensor([1.0, -1.0, 1.0, -1.0])  # m = 0: no cross term
+    assert resnets.expected_next_moment(centred, 1.0) == pytest.approx(2.0)
+    batch = torch.stack([h, 2 * h])  # per-sample values averaged
+    expected = (resnets.expected_next_moment(h, 0.5) + resnets.expected_next_moment(2 * h, 0.5)) / 2
+    assert resnets.expected_next_moment(batch, 0.5) == pytest.approx(expected)
+
+
+def test_expected_next_moment_bad_inputs():
+    with pytest.raises(ValueError, match="shape"):
+        resnets.expected_next_moment(torch.ones(2, 3, 4))
+    with pytest.raises(ValueError, match="residual_scale"):
+        resnets.expected_next_moment(torch.ones(3), -1.0)
+    with pytest.raises(TypeError):
+        resnets.expected_next_moment([1.0, 2.0])
+    with pytest.raises(ValueError, match="non-finite"):
+        resnets.expected_next_moment(torch.tensor([1.0, float("inf")]))
+
+
+def test_stream_growth_bound_values():
+    g = 1 + 1 + 2 / math.sqrt(math.pi)
+    assert resnets.stream_growth_bound(1.0, 3) == pytest.approx(g**2)
+    assert resnets.stream_growth_bound(0.5, 1) == 1.0
+    for L in (8, 64, 1024):
+        assert resnets.stream_growth_bound(1 / L, L) < math.exp(1 / L + 2 / math.sqrt(math.pi))
+    assert resnets.stream_growth_bound(64**-0.5, 64) > 10 * resnets.stream_growth_bound(8**-0.5, 8)
+    with pytest.raises(ValueError, match="depth"):
+        resnets.stream_growth_bound(0.1, 0)
+    with pytest.raises(TypeError, match="residual_scale"):
+        resnets.stream_growth_bound("0.1", 4)
+
+
+# -- sweeps -------------------------------------------------------------------------------------
+
+
+def test_first_layer_grads_matches_layer_grad_norms(flat):
+    X, y = flat
+
+    def build(d):
+        return vg.mlp(6, 3, depth=d, width=8)
+
+    out = resnets.first_layer_grads(build, [2, 5], (X, y), seeds=[0, 3])
+    assert out.shape == (2, 2)
+    torch.manual_seed(3)
+    assert out[1, 1] == pytest.approx(vg.layer_grad_norms(build(5), X, y)[0])
+
+
+def test_depth_sweep_shapes_and_repeatable(flat):
+    X, y = flat
+
+    def build(d):
+        return vg.mlp(6, 3, depth=d, width=8, residual=True, residual_scale=1 / d)
+
+    a = resnets.depth_sweep(build, [1, 3], (X, y), steps=5, lr=1e-2, seeds=[0, 1], eval_data=(X, y))
+    b = resnets.depth_sweep(build, [1, 3], (X, y), steps=5, lr=1e-2, seeds=[0, 1], eval_data=(X, y))
+    for name in ("first_grad", "train_loss", "accuracy", "test_accuracy"):
+        assert getattr(a, name).shape == (2, 2)
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        assert a.median(name).shape == (2,)
+    assert set(a.histories) == {(1, 0), (1, 1), (3, 0), (3, 1)}
+    assert a.histories[(3, 1)].steps == 5
+    assert np.all(np.isfinite(a.train_loss))
+    np.testing.assert_allclose(a.accuracy, a.test_accuracy)  # same data for both
+
+
+def test_depth_sweep_training_lowers_the_loss(flat):
+    X, y = flat
+    sweep = resnets.depth_sweep(
+        lambda d: vg.mlp(6, 3, depth=d, width=16), [2], (X, y), steps=60, lr=1e-2, seeds=[0]
+    )
+    first = sweep.histories[(2, 0)].loss[0]
+    assert sweep.train_loss[0, 0] < 0.8 * first
+    assert np.isnan(sweep.test_accuracy).all()  # no eval_data
+
+
+def test_depth_sweep_marks_divergence_as_nan(flat):
+    X, y = flat
+    big = X * 1e30
+    sweep = resnets.depth_sweep(
+        lambda d: vg.mlp(6, 3, depth=d, width=8, init="normal", std=1e6),
+        [3],
+        (big, y),
+        steps=3,
+        lr=1.0,
+        optimizer="sgd",
+    )
+    assert np.isnan(sweep.train_loss[0, 0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(build="mlp"), TypeError, "build"),
+        (dict(depths=[]), TypeError, "depths"),
+        (dict(depths=3), TypeError, "depths"),
+        (dict(depths=[0]), ValueError, "depths"),
+        (dict(seeds=[]), TypeError, "seeds"),
+        (dict(seeds=[-1]), ValueError, "seeds"),
+        (dict(data=torch.zeros(3)), TypeError, "data"),
+        (dict(steps=0), ValueError, "steps"),
+        (dict(lr=-1.0), ValueError, "lr"),
+        (dict(build=lambda d: "not a module"), TypeError, "nn.Module"),
+    ],
+)
+def test_depth_sweep_bad_arguments(flat, kwargs, error, match):
+    X, y = flat
+    args = dict(
+        build=lambda d: vg.mlp(6, 3, depth=d, width=4),
+        depths=[1],
+        data=(X, y),
+        steps=2,
+        lr=1e-3,
+        seeds=[0],
+    )
+    args.update(kwargs)
+    build, depths, data = args.pop("build"), args.pop("depths"), args.pop("data")
+    with pytest.raises(error, match=match):
+        resnets.depth_sweep(build, depths, data, **args)
+
+
+def test_median_rejects_unknown_name(flat):
+    X, y = flat
+    sweep = resnets.depth_sweep(
+        lambda d: vg.mlp(6, 3, depth=d, width=4), [1], (X, y), steps=1, lr=1e-3
+    )
+    with pytest.raises(ValueError, match="name"):
+        sweep.median("loss")
+
+
+def test_first_layer_grads_bad_arguments(flat):
+    X, y = flat
+    with pytest.raises(TypeError, match="data"):
+        resnets.first_layer_grads(lambda d: vg.mlp(6, 3, depth=d, width=4), [1], X)
+    with pytest.raises(TypeError, match="seeds"):
+        resnets.first_layer_grads(lambda d: vg.mlp(6, 3, depth=d, width=4), [1], (X, y), seeds=0)
