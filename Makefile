@@ -19,7 +19,7 @@ setup-test: $(PY)
 	$(PY) -m pip install -e ".[test]"
 
 course: setup
-	$(VENV)/bin/jupyter lab lessons/
+	$(VENV)/bin/jupyter lab lessons/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 test: setup-test
 	$(PY) -m pytest
