@@ -168,3 +168,16 @@ def test_committed_lessons_are_clean_python3_notebooks(path):
 def test_lessons_exist_in_order():
     names = [p.name for p in LESSONS]
     assert names == sorted(names) and len(names) >= 1
+
+
+def test_dropdown_with_a_none_option_shows_it_and_round_trips():
+    calls = []
+    ex = widgets.Explorer(
+        lambda axes, norm: calls.append(norm) or f"norm={norm}",
+        {"norm": widgets.dropdown([("none", None), ("batch", "batch")], None, "norm")},
+    )
+    control = ex.controls["norm"]
+    assert control.label == "none" and control.index == 0  # not an empty dropdown
+    ex.set(norm="batch")
+    ex.reset()
+    assert calls == [None, "batch", None] and control.label == "none"

@@ -72,7 +72,7 @@ class Explorer:
         self.figure = Figure(figsize=figsize, dpi=dpi, layout="constrained")
         axes = self.figure.subplots(nrows, ncols, squeeze=False)
         self.axes = [ax for row in axes for ax in row]
-        self.defaults = {k: getattr(c, "value", c) for k, c in self.controls.items()}
+        self.defaults = {k: _from_widget(getattr(c, "value", c)) for k, c in self.controls.items()}
         self.readout: str = ""
         self.png: bytes = b""
         self.redraws = 0
@@ -84,7 +84,7 @@ class Explorer:
     # -- state ----------------------------------------------------------------------------
     def values(self) -> dict[str, Any]:
         """The current value of every control."""
-        return {k: getattr(c, "value", c) for k, c in self.controls.items()}
+        return {k: _from_widget(getattr(c, "value", c)) for k, c in self.controls.items()}
 
     def redraw(self, *_: Any) -> None:
         """Recompute and redraw for the current control values (called on every control change)."""
@@ -121,7 +121,7 @@ class Explorer:
             for k, v in values.items():
                 c = self.controls[k]
                 if hasattr(c, "value"):
-                    c.value = v
+                    _set_value(c, v)
                 else:
                     self.controls[k] = v
         finally:
@@ -177,6 +177,21 @@ class Explorer:
                 print(self.readout)
 
 
+#: ipywidgets reads a selection value of ``None`` as "nothing selected" (an empty dropdown), so a
+#: dropdown option whose value is ``None`` carries this stand-in, mapped back by :class:`Explorer`.
+NONE = "__none__"
+
+
+def _from_widget(value):
+    return None if value == NONE else value
+
+
+def _set_value(control, value) -> None:
+    """Set a control's value, ``None`` included (see :data:`NONE`)."""
+    options = [o[1] if isinstance(o, tuple) else o for o in getattr(control, "options", ())]
+    control.value = NONE if value is None and NONE in options else value
+
+
 def slider(
     value: float,
     lo: float,
@@ -215,13 +230,14 @@ def dropdown(options, value, description: str, **kw):
     w = _widgets()
     if w is None:
         return value
-    return w.Dropdown(
-        options=list(options),
-        value=value,
-        description=description,
-        style={"description_width": "initial"},
-        **kw,
+    options = [
+        (o[0], NONE if o[1] is None else o[1]) if isinstance(o, tuple) else o for o in options
+    ]
+    control = w.Dropdown(
+        options=options, description=description, style={"description_width": "initial"}, **kw
     )
+    _set_value(control, value)
+    return control
 
 
 def checkbox(value: bool, description: str, **kw):
