@@ -133,27 +133,40 @@ def chromium():
             browser.close()
 
 
-def run_all(page, server: LabServer, notebook: str, *, timeout_s: float = 300) -> None:
-    """Open ``notebook`` in JupyterLab, run every cell (Run > Run All Cells) and wait until the kernel is idle."""
+RUN_ALL_DONE = """() => {
+    const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
+    const ind = document.querySelector('.jp-Notebook-ExecutionIndicator');
+    const idle = ind && ind.getAttribute('data-status') === 'idle';
+    const failed = [...document.querySelectorAll('.jp-OutputArea-output')]
+        .some(o => o.textContent.includes('Traceback (most recent call last)'));
+    const done = prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+    return idle && (done || failed);
+}"""
+
+
+def run_all(page, server: LabServer, notebook: str, *, timeout_s: float = 900) -> None:
+    """Open ``notebook`` in JupyterLab, run every cell (Run > Run All Cells) and wait until the kernel is idle.
+
+    On a time-out, a screenshot goes to ``test-artifacts/`` and the error says which cells had not run.
+    """
     page.goto(server.notebook_url(notebook), timeout=120_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
     page.locator(".lm-MenuBar-item", has_text="Run").first.click()
     page.locator("li.lm-Menu-item[data-command='runmenu:run-all']").click()
-    # the last cell gets an execution count once everything above it ran
-    page.wait_for_function(
-        """() => {
-            const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
-            const ind = document.querySelector('.jp-Notebook-ExecutionIndicator');
-            const idle = ind && ind.getAttribute('data-status') === 'idle';
-            const failed = [...document.querySelectorAll('.jp-OutputArea-output')]
-                .some(o => o.textContent.includes('Traceback (most recent call last)'));
-            const done = prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-            return idle && (done || failed);
-        }""",
-        timeout=timeout_s * 1000,
-        polling=500,
-    )
+    try:
+        page.wait_for_function(RUN_ALL_DONE, timeout=timeout_s * 1000, polling=1000)
+    except Exception as err:
+        artifacts = Path(__file__).resolve().parents[1] / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        page.screenshot(path=str(artifacts / f"{Path(notebook).stem}-timeout.png"), full_page=True)
+        prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").all_inner_texts()
+        status = page.locator(".jp-Notebook-ExecutionIndicator").first.get_attribute("data-status")
+        dialogs = page.locator(".jp-Dialog").all_inner_texts()
+        raise RuntimeError(
+            f"{notebook}: run-all did not finish in {timeout_s:.0f} s; kernel status {status!r}; "
+            f"prompts {prompts}; dialogs {dialogs}"
+        ) from err
 
 
 def error_outputs(page) -> list[str]:

@@ -181,3 +181,13 @@ def test_dropdown_with_a_none_option_shows_it_and_round_trips():
     ex.set(norm="batch")
     ex.reset()
     assert calls == [None, "batch", None] and control.label == "none"
+
+
+def test_dropdown_mixes_pairs_and_plain_values():
+    control = widgets.dropdown([("PyTorch default", None), 0.5, 0.9], None, "rho")
+    assert control.label == "PyTorch default"
+    ex = widgets.Explorer(lambda axes, rho: f"rho={rho}", {"rho": control})
+    ex.set(rho=0.9)
+    assert ex.readout == "rho=0.9" and control.label == "0.9"
+    ex.reset()
+    assert ex.readout == "rho=None"

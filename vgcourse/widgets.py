@@ -230,9 +230,9 @@ def dropdown(options, value, description: str, **kw):
     w = _widgets()
     if w is None:
         return value
-    options = [
-        (o[0], NONE if o[1] is None else o[1]) if isinstance(o, tuple) else o for o in options
-    ]
+    # every option as a (label, value) pair, so plain values and pairs can be mixed
+    pairs = [o if isinstance(o, tuple) and len(o) == 2 else (str(o), o) for o in options]
+    options = [(label, NONE if v is None else v) for label, v in pairs]
     control = w.Dropdown(
         options=options, description=description, style={"description_width": "initial"}, **kw
     )
