@@ -13,18 +13,7 @@ import vgcourse as vg
 from vgcourse import activation_study as st
 from vgcourse import activations as act
 
-NAMES = [
-    "sigmoid",
-    "tanh",
-    "softsign",
-    "relu",
-    "leaky_relu",
-    "prelu",
-    "elu",
-    "selu",
-    "silu",
-    "gelu",
-]
+NAMES = [n for n in vg.ACTIVATIONS if n not in ("identity", "swish")]  # swish is an alias of silu
 
 
 # -- Gaussian expectations -------------------------------------------------------------------------
