@@ -11,7 +11,7 @@ def moons():
     return vg.data.moons(120, 0.1, seed=0)
 
 
-def alone(cfg, data, steps, optimizer, batch_size, loss="cross_entropy"):
+def alone(cfg, data, steps, optimizer, batch_size, loss="cross_entropy", net_out=None):
     torch.manual_seed(cfg["seed"])
     n_out = 2 if loss == "cross_entropy" else 1
     net = vg.mlp(
@@ -21,8 +21,13 @@ def alone(cfg, data, steps, optimizer, batch_size, loss="cross_entropy"):
         width=cfg["width"],
         activation=cfg["activation"],
         init=cfg["init"],
+        norm=cfg["norm"],
+        residual=cfg["residual"],
+        residual_scale=cfg["residual_scale"],
         **(cfg["init_kw"] or {}),
     )
+    if net_out is not None:
+        net_out.append(net)
     return vg.fit(
         net,
         data,
@@ -49,6 +54,72 @@ def test_batched_models_match_models_trained_alone(moons, optimizer):
         hb = result.histories[cfg["label"]]
         np.testing.assert_allclose(hb.loss, h.loss, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(hb.grad_norms, h.grad_norms, rtol=1e-3, atol=1e-9)
+
+
+def test_every_activation_in_one_mixed_group_matches_training_alone(moons):
+    names = [a for a in vg.ACTIVATIONS if a not in ("prelu", "swish")]
+    configs = [
+        dict(activation=a, depth=3, width=8, init="xavier_uniform", lr=1e-2, seed=i)
+        for i, a in enumerate(names)
+    ]
+    result = sweeps.sweep(configs, moons, steps=40, batch_size=16, device="cpu")
+    assert result.groups == 1 and result.chunks == 1
+    for cfg in result.configs:
+        h = alone(cfg, moons, 40, "adam", 16)
+        hb = result.histories[cfg["label"]]
+        np.testing.assert_allclose(hb.loss, h.loss, rtol=1e-4, atol=1e-6, err_msg=cfg["label"])
+        np.testing.assert_allclose(hb.grad_norms, h.grad_norms, rtol=1e-3, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "arch",
+    [
+        dict(residual=True, residual_scale=0.5),
+        dict(norm="batch"),
+        dict(norm="layer"),
+        dict(norm="batch", residual=True),
+    ],
+    ids=["residual", "batch-norm", "layer-norm", "residual+batch-norm"],
+)
+def test_residual_and_normalized_models_match_training_alone(moons, arch):
+    configs = [
+        dict(activation=a, depth=4, width=8, lr=1e-2, seed=s, **arch)
+        for a in ("relu", "tanh")
+        for s in (0, 1)
+    ]
+    result = sweeps.sweep(
+        configs, moons, steps=30, batch_size=16, optimizer="momentum", device="cpu"
+    )
+    for cfg in result.configs:
+        nets = []
+        h = alone(cfg, moons, 30, "momentum", 16, net_out=nets)
+        hb = result.histories[cfg["label"]]
+        np.testing.assert_allclose(hb.loss, h.loss, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(hb.grad_norms, h.grad_norms, rtol=1e-3, atol=1e-9)
+        # the trained model comes back as an ordinary module with the same weights and statistics
+        trained = result.model(cfg["label"])
+        for p_batched, p_alone in zip(trained.state_dict().values(), nets[0].state_dict().values()):
+            np.testing.assert_allclose(p_batched.numpy(), p_alone.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            vg.evaluate(trained, moons)[0], vg.evaluate(nets[0], moons)[0], rtol=1e-4
+        )
+
+
+def test_eval_uses_running_statistics_like_model_eval(moons):
+    configs = [dict(depth=3, width=8, norm="batch", seed=s, lr=1e-2) for s in (0, 1)]
+    result = sweeps.sweep(configs, moons, steps=20, batch_size=16, eval_data=moons, device="cpu")
+    for cfg in result.configs:
+        loss, acc = vg.evaluate(result.model(cfg["label"]), moons)
+        assert result.final_eval[cfg["label"]] == pytest.approx((loss, acc), rel=1e-4)
+
+
+def test_models_are_kept_only_when_asked(moons):
+    result = sweeps.sweep([dict(depth=2, width=4)], moons, steps=2, keep_models=False)
+    with pytest.raises(ValueError, match="keep_models"):
+        result.model("depth=2 width=4")
+    result = sweeps.sweep([dict(depth=2, width=4)], moons, steps=2)
+    with pytest.raises(ValueError, match="unknown configuration label"):
+        result.model("nope")
 
 
 def test_groups_by_shape_and_chunks_by_memory(moons):
@@ -115,6 +186,12 @@ def test_bce_and_mse_losses(moons):
         ([dict(label="a"), dict(label="a")], {}, ValueError, "unique"),
         ([dict()], {"optimizer": "rmsprop"}, ValueError, "optimizer"),
         ([dict()], {"steps": 0}, ValueError, "steps"),
+        ([dict(activation="prelu")], {}, ValueError, "prelu"),
+        ([dict(norm="group")], {}, ValueError, "norm"),
+        ([dict(residual="yes")], {}, TypeError, "residual"),
+        ([dict(residual_scale=0)], {}, ValueError, "residual_scale"),
+        ([dict(norm="batch")], {"batch_size": 119}, ValueError, "at least 2 samples"),
+        ([dict()], {"record": 1}, TypeError, "record"),
     ],
 )
 def test_bad_input(moons, configs, kwargs, exc, match):

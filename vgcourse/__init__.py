@@ -12,6 +12,7 @@ The public API (a stable contract; see the course design):
 
 from . import (
     activations,
+    batched,
     checks,
     data,
     diagnosis,

@@ -2,25 +2,22 @@ r"""Train many small MLPs as one batched tensor program: the sweep engine.
 
 Lessons compare many configurations (activation x init x depth x learning rate x seed). Trained one
 after another, each tiny model spends most of its time in Python and kernel-launch overhead. Here
-the ``K`` models of a group (same depth and width) are stacked: layer :math:`\ell` of all models is
-one tensor :math:`W_\ell \in \mathbb R^{K \times n_{out} \times n_{in}}` and the forward pass is a
-batched matrix multiply,
-
-.. math:: H_\ell = \phi_k\big(H_{\ell-1} W_\ell^\top + b_\ell\big), \qquad H_\ell \in \mathbb R^{K \times B \times n},
-
-the loss is the sum of the K per-model mean losses (so each model's gradient is exactly its own), and
-SGD / Adam updates are applied with a per-model learning rate. Every model starts from the weights
-:func:`vgcourse.mlp` gives it with its seed and sees the mini-batches :func:`vgcourse.fit` would
-give it, so a batched run reproduces the models trained alone (tested to a tight tolerance).
+the ``K`` models of a group (same depth, width, normalization and skip connections) are stacked and
+trained together by :class:`vgcourse.batched.BatchedMLP`: one batched matrix multiply per layer for
+all models, one autograd pass, and the per-layer gradient norms, divergence check and SGD / momentum
+/ Adam update done once on a flat ``(K, P)`` buffer, with a learning rate per model. Every model
+starts from the weights :func:`vgcourse.mlp` gives it with its seed and sees the mini-batches
+:func:`vgcourse.fit` would give it, so a batched run reproduces the models trained alone (tested to
+a tight tolerance).
 
 Configurations of different shapes are grouped automatically, each group is split into chunks that
 fit a memory budget, and the results come back as one :class:`SweepResult` whose ``histories`` are
-ordinary :class:`vgcourse.History` objects that the plotting helpers take directly.
+ordinary :class:`vgcourse.History` objects that the plotting helpers take directly, and whose
+:meth:`SweepResult.model` gives any trained model back as an ordinary ``nn.Module``.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,12 +28,12 @@ import torch
 import torch.nn.functional as F
 
 from ._validate import check_choice, check_int, check_positive, check_xy
-from .activations import activation as make_activation
 from .activations import canonical_name
+from .batched import BatchedMLP, FlatOptimizer, module_from_snapshot
 from .device import get_device
 from .inits import INITS
 from .losses import predictions
-from .models import mlp
+from .models import NORMS
 from .train import BatchSampler, History
 
 SWEEP_OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -48,6 +45,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "activation": "relu",
     "init": "kaiming_normal",
     "init_kw": None,
+    "norm": None,  # None, "batch" or "layer", as in vgcourse.mlp
+    "residual": False,
+    "residual_scale": 1.0,
     "lr": 1e-3,
     "seed": 0,
     "data_seed": None,  # None: same as seed
@@ -73,6 +73,22 @@ class SweepResult:
     memory_budget: int
     device: str
     final_eval: dict[str, tuple[float, float]] = field(default_factory=dict)
+    shapes: tuple[int, int] = (0, 0)
+    snapshots: dict[str, dict] = field(default_factory=dict, repr=False)
+
+    def model(self, label: str) -> torch.nn.Module:
+        """The trained model of configuration ``label`` as an ordinary :func:`vgcourse.mlp` (CPU, eval mode).
+
+        Only available when :func:`sweep` ran with ``keep_models=True`` (the default).
+        """
+        if label not in self.histories:
+            raise ValueError(
+                f"unknown configuration label {label!r}; labels: {list(self.histories)}"
+            )
+        if label not in self.snapshots:
+            raise ValueError("the sweep ran with keep_models=False: no trained weights were kept")
+        cfg = next(c for c in self.configs if c["label"] == label)
+        return module_from_snapshot(cfg, *self.shapes, self.snapshots[label])
 
     def table(self) -> list[dict]:
         """One row per configuration: its settings, final loss, divergence step and evaluation."""
@@ -116,8 +132,20 @@ def _normalise(config: Mapping[str, Any], index: int) -> dict:
     cfg = {**CONFIG_DEFAULTS, **config}
     cfg["depth"] = check_int(f"configs[{index}]['depth']", cfg["depth"], minimum=1)
     cfg["width"] = check_int(f"configs[{index}]['width']", cfg["width"], minimum=1)
-    canonical_name(cfg["activation"])
-    check_choice(f"configs[{index}]['init']", cfg["init"], INITS)
+    if canonical_name(cfg["activation"]) == "prelu":
+        raise ValueError(
+            f"configs[{index}]['activation']: prelu has a learnable slope that the batched engine does not "
+            "train; use vgcourse.fit for PReLU models"
+        )
+    check_choice(f"configs[{index}]['init']", cfg["init"], (None, *INITS))
+    check_choice(f"configs[{index}]['norm']", cfg["norm"], NORMS)
+    if not isinstance(cfg["residual"], bool):
+        raise TypeError(
+            f"configs[{index}]['residual'] must be True or False, got {cfg['residual']!r}"
+        )
+    cfg["residual_scale"] = check_positive(
+        f"configs[{index}]['residual_scale']", cfg["residual_scale"]
+    )
     cfg["lr"] = check_positive(f"configs[{index}]['lr']", cfg["lr"])
     cfg["seed"] = check_int(f"configs[{index}]['seed']", cfg["seed"], minimum=0)
     if cfg["data_seed"] is None:
@@ -134,75 +162,12 @@ def _bytes_per_model(cfg: dict, n_in: int, n_out: int, batch: int, optimizer: st
     """Rough memory of one model in a batched run: parameters x (weights, grads, optimizer state) + activations."""
     width, depth = cfg["width"], cfg["depth"]
     params = n_in * width + (depth - 1) * width * width + width * n_out + depth * width + n_out
-    states = 4 if optimizer == "adam" else 2
-    activations = 3 * batch * width * depth + batch * (n_in + n_out)
+    if cfg["norm"] is not None:
+        params += 2 * depth * width
+    states = 5 if optimizer == "adam" else 3  # weights, gradients, their flat copy, optimizer state
+    saved = 4 if cfg["norm"] is not None else 3  # tensors autograd keeps per hidden layer
+    activations = (saved + int(cfg["residual"])) * batch * width * depth + batch * (n_in + n_out)
     return 4 * (states * params + activations)
-
-
-class _BatchedMLP:
-    """K MLPs of one shape as stacked tensors (weights (K, out, in), biases (K, 1, out))."""
-
-    def __init__(self, cfgs: list[dict], n_in: int, n_out: int, device: torch.device):
-        weights: list[list[torch.Tensor]] = []
-        biases: list[list[torch.Tensor]] = []
-        for cfg in cfgs:
-            torch.manual_seed(cfg["seed"])
-            net = mlp(
-                n_in,
-                n_out,
-                depth=cfg["depth"],
-                width=cfg["width"],
-                activation=cfg["activation"],
-                init=cfg["init"],
-                **(cfg["init_kw"] or {}),
-            )
-            layers = [*net.hidden_layers, net.output_layer]
-            weights.append([layer.weight.detach() for layer in layers])
-            biases.append([layer.bias.detach() for layer in layers])
-        L = len(weights[0])
-        self.weights = [
-            torch.stack([w[i] for w in weights]).to(device).requires_grad_() for i in range(L)
-        ]
-        self.biases = [
-            torch.stack([b[i] for b in biases]).unsqueeze(1).to(device).requires_grad_()
-            for i in range(L)
-        ]
-        acts = [canonical_name(c["activation"]) for c in cfgs]
-        self.activation_groups = []  # (slice or index tensor, module)
-        for name in dict.fromkeys(acts):
-            idx = [k for k, a in enumerate(acts) if a == name]
-            where = (
-                slice(idx[0], idx[-1] + 1)
-                if idx == list(range(idx[0], idx[-1] + 1))
-                else torch.tensor(idx, device=device)
-            )
-            self.activation_groups.append((where, make_activation(name)))
-        self.K = len(cfgs)
-
-    def params(self) -> list[torch.Tensor]:
-        return [*self.weights, *self.biases]
-
-    def _activate(self, a: torch.Tensor) -> torch.Tensor:
-        if len(self.activation_groups) == 1:
-            return self.activation_groups[0][1](a)
-        if all(isinstance(where, slice) for where, _ in self.activation_groups):
-            return torch.cat([module(a[where]) for where, module in self.activation_groups])
-        out = torch.empty_like(a)
-        for where, module in self.activation_groups:
-            out[where] = module(a[where])
-        return out
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        h = X
-        last = len(self.weights) - 1
-        for i, (W, b) in enumerate(zip(self.weights, self.biases)):
-            a = (
-                torch.baddbmm(b, h, W.transpose(1, 2))
-                if h.shape[0] == self.K
-                else torch.matmul(h, W.transpose(1, 2)) + b
-            )
-            h = a if i == last else self._activate(a)
-        return h
 
 
 def _per_model_loss(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
@@ -222,61 +187,6 @@ def _per_model_loss(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tens
     return ((out[..., 0] - y.to(out.dtype)) ** 2).mean(1)
 
 
-class _BatchedOptimizer:
-    r"""SGD, SGD with momentum 0.9, or Adam, one learning rate per model, matching ``torch.optim`` step for step.
-
-    Momentum follows PyTorch: :math:`b \leftarrow \mu b + g` (:math:`b = g` at the first step),
-    :math:`p \leftarrow p - \eta b`.
-    """
-
-    def __init__(
-        self,
-        params: list[torch.Tensor],
-        lrs: torch.Tensor,
-        kind: str,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-    ):
-        self.params = params
-        self.kind = kind
-        self.lrs = [lrs.view(-1, *([1] * (p.ndim - 1))).to(p.dtype) for p in params]
-        self.betas, self.eps, self.t = betas, eps, 0
-        self.momentum = 0.9
-        self.buffers: list[torch.Tensor] | None = None
-        if kind == "adam":
-            self.m = [torch.zeros_like(p) for p in params]
-            self.v = [torch.zeros_like(p) for p in params]
-
-    @torch.no_grad()
-    def step(self, grads: list[torch.Tensor]) -> None:
-        if self.kind == "sgd":
-            for p, g, lr in zip(self.params, grads, self.lrs):
-                p.sub_(lr * g)
-            return
-        if self.kind == "momentum":
-            if self.buffers is None:
-                self.buffers = [g.clone() for g in grads]
-            else:
-                torch._foreach_mul_(self.buffers, self.momentum)
-                torch._foreach_add_(self.buffers, grads)
-            for p, b, lr in zip(self.params, self.buffers, self.lrs):
-                p.sub_(lr * b)
-            return
-        b1, b2 = self.betas
-        self.t += 1
-        torch._foreach_lerp_(self.m, grads, 1 - b1)
-        torch._foreach_mul_(self.v, b2)
-        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
-        bias1 = 1 - b1**self.t
-        bias2_sqrt = math.sqrt(1 - b2**self.t)
-        denom = torch._foreach_sqrt(self.v)
-        torch._foreach_div_(denom, bias2_sqrt)
-        torch._foreach_add_(denom, self.eps)
-        step = torch._foreach_div(self.m, denom)
-        torch._foreach_mul_(step, [lr / bias1 for lr in self.lrs])
-        torch._foreach_sub_(self.params, step)
-
-
 def _train_chunk(
     cfgs: list[dict],
     X: torch.Tensor,
@@ -290,63 +200,57 @@ def _train_chunk(
     eval_every: int | None,
     device: torch.device,
     record: bool,
-) -> tuple[list[History], list[tuple[float, float]]]:
+    drop_last: bool,
+    keep_models: bool,
+) -> tuple[list[History], list[tuple[float, float]], list[dict]]:
     K = len(cfgs)
     n_out = int(y.max()) + 1 if loss == "cross_entropy" else 1
-    net = _BatchedMLP(cfgs, X.shape[1], n_out, device)
+    net = BatchedMLP(cfgs, X.shape[1], n_out, device)
     lrs = torch.tensor([c["lr"] for c in cfgs], device=device)
-    opt = _BatchedOptimizer(net.params(), lrs, optimizer)
+    opt = FlatOptimizer(net.flat, lrs, optimizer)
     data_seeds = list(dict.fromkeys(c["data_seed"] for c in cfgs))
-    samplers = [BatchSampler(len(X), batch_size, seed) for seed in data_seeds]
+    samplers = [BatchSampler(len(X), batch_size, seed, drop_last=drop_last) for seed in data_seeds]
     order_of = torch.tensor([data_seeds.index(c["data_seed"]) for c in cfgs])
     shared_order = len(data_seeds) == 1
     check_alive_on_host = device.type == "cpu"
-    n_hidden = len(net.weights) - 1
-    losses = torch.empty(steps, K, device=device)
-    norms = torch.empty(steps, K, n_hidden, device=device) if record else None
-    totals = torch.empty(steps, K, device=device)
-    alive = torch.ones(K, 1, 1, dtype=torch.bool, device=device)
+    losses, totals, norms = [], [], []
+    alive = torch.ones(K, 1, dtype=torch.bool, device=device)
     diverged = torch.full((K,), steps, dtype=torch.long, device=device)
     evals: list[list[tuple[int, float, float]]] = [[] for _ in cfgs]
-    params = net.params()
     for step in range(steps):
-        if batch_size is None or batch_size >= len(X):
-            xb, yb = X, y
-        elif shared_order:
-            idx = samplers[0].next().to(device)
-            xb, yb = X[idx], y[idx]
-        else:
+        idx = samplers[0].next() if shared_order else None
+        if idx is not None:
+            idx = idx.to(device)
+        elif not shared_order and samplers[0].batch_size is not None:
             idx = torch.stack([s.next() for s in samplers])[order_of].to(device)
-            xb, yb = X[idx], y[idx]
+        xb, yb = (X, y) if idx is None else (X[idx], y[idx])
         per_model = _per_model_loss(net.forward(xb), yb, loss)
-        grads = torch.autograd.grad(per_model.sum(), params)
+        g = net.gradients(per_model.sum())
         with torch.no_grad():
-            # per-model norms: weights (K, out, in) over dims (1, 2), biases (K, 1, out) likewise
-            layer = torch.stack(
-                [torch.linalg.vector_norm(g, dim=(1, 2)) for g in grads]
-            )  # (params, K)
-            total = torch.linalg.vector_norm(layer, dim=0)
-            losses[step] = per_model.detach()
-            totals[step] = total
+            sq = g * g
+            total_sq = sq.sum(1)
+            losses.append(per_model.detach())
+            totals.append(total_sq)
             if record:
-                norms[step] = layer[:n_hidden].T
-            finite = torch.isfinite(per_model) & torch.isfinite(total)
-            newly = alive.view(-1) & ~finite
-            diverged = torch.where(newly, torch.full_like(diverged, step), diverged)
-            alive = alive & finite.view(K, 1, 1)
+                norms.append(net.layer_sq_norms(sq))
+            finite = torch.isfinite(per_model + total_sq).view(K, 1)
+            newly = alive & ~finite
+            diverged = torch.where(newly.view(-1), step, diverged)
+            alive &= finite
             # a diverged model stops: its updates are masked (on the CPU only when one has diverged)
             if not check_alive_on_host or not bool(alive.all()):
-                grads = [
-                    torch.where(alive.view(K, *([1] * (g.ndim - 1))), g, torch.zeros_like(g))
-                    for g in grads
-                ]
-        opt.step(grads)
+                g = torch.where(alive, g, torch.zeros((), device=device))
+        opt.step(g)
         if eval_data is not None and eval_every and (step + 1) % eval_every == 0:
             _evaluate_into(evals, net, eval_data, loss, step + 1)
     if eval_data is not None and (not evals[0] or evals[0][-1][0] != steps):
         _evaluate_into(evals, net, eval_data, loss, steps)
-    losses_np, totals_np = losses.cpu().double().numpy(), totals.cpu().double().numpy()
-    norms_np = norms.cpu().double().numpy() if record else np.zeros((steps, K, 0))
+    losses_np = torch.stack(losses).cpu().double().numpy()
+    totals_np = torch.stack(totals).cpu().double().sqrt().numpy()
+    if record:
+        norms_np = torch.stack(norms).cpu().double().sqrt().numpy()
+    else:
+        norms_np = np.zeros((steps, K, 0))
     diverged_np = diverged.cpu().numpy()
     histories, finals = [], []
     for k in range(K):
@@ -356,7 +260,7 @@ def _train_chunk(
             loss=losses_np[:end, k],
             grad_norms=norms_np[:end, k],
             total_grad_norm=totals_np[:end, k],
-            layer_names=[f"hidden[{i}]" for i in range(n_hidden)],
+            layer_names=[f"hidden[{i}]" for i in range(net.depth)],
             diverged_at=None if d == steps else d,
             clipped=np.zeros(end, dtype=bool),
         )
@@ -368,14 +272,15 @@ def _train_chunk(
         finals.append(
             (evals[k][-1][1], evals[k][-1][2]) if evals[k] else (float("nan"), float("nan"))
         )
-    return histories, finals
+    snapshots = [net.snapshot(k) for k in range(K)] if keep_models else [{} for _ in range(K)]
+    return histories, finals, snapshots
 
 
 @torch.no_grad()
-def _evaluate_into(evals, net: _BatchedMLP, data, loss: str, step: int) -> None:
+def _evaluate_into(evals, net: BatchedMLP, data, loss: str, step: int) -> None:
     X, y = data
-    out = net.forward(X)
-    per_model = _per_model_loss(out, y, loss)
+    out = net.forward(X, train=False)
+    per_model = _per_model_loss(out, y, loss).cpu()
     for k in range(net.K):
         pred = predictions(out[k], loss)
         acc = float((pred == y).float().mean()) if pred is not None else float("nan")
@@ -395,16 +300,23 @@ def sweep(
     memory_budget: int | None = None,
     device: torch.device | str | None = None,
     record: bool = True,
+    drop_last: bool = False,
+    keep_models: bool = True,
 ) -> SweepResult:
     """Train every configuration on ``data = (X, y)`` for ``steps`` steps, batched, and return a :class:`SweepResult`.
 
     Each configuration is a dict with keys from :data:`CONFIG_DEFAULTS`: ``depth``, ``width``,
-    ``activation``, ``init`` (+ ``init_kw``), ``lr``, ``seed`` (weights; also the data order
-    unless ``data_seed`` is given) and ``label``. Models are plain :func:`vgcourse.mlp` MLPs (no
-    norm, no skip) on flat inputs. ``optimizer`` is ``"sgd"``, ``"momentum"`` (SGD with momentum
-    0.9) or ``"adam"`` (PyTorch's defaults), as in :func:`vgcourse.fit`.
+    ``activation`` (any of :data:`vgcourse.ACTIVATIONS` but ``prelu``), ``init`` (+ ``init_kw``;
+    ``None`` = PyTorch's default), ``norm`` (``None``, ``"batch"``, ``"layer"``), ``residual`` and
+    ``residual_scale``, ``lr``, ``seed`` (weights; also the data order unless ``data_seed`` is
+    given) and ``label``: the :func:`vgcourse.mlp` those arguments build, on flat inputs.
+    ``optimizer`` is ``"sgd"``, ``"momentum"`` (SGD with momentum 0.9) or ``"adam"`` (PyTorch's
+    defaults); ``batch_size``, ``drop_last`` and the data order are those of :func:`vgcourse.fit`,
+    and so are the histories (``record=False`` skips the per-layer norms; evaluations use batch-norm
+    running statistics, as ``model.eval()`` does).
     ``memory_budget`` (bytes; default 2 GiB, or a quarter of the free GPU memory) bounds how many
-    models train at once: larger groups are split into chunks.
+    models train at once: larger groups are split into chunks. ``keep_models`` keeps every trained
+    model's weights (on the CPU) for :meth:`SweepResult.model`.
     """
     if isinstance(configs, Mapping) or not isinstance(configs, Sequence) or not configs:
         raise TypeError("configs must be a non-empty list of dicts (see vgcourse.sweeps.grid)")
@@ -425,6 +337,9 @@ def sweep(
         batch_size = check_int("batch_size", batch_size, minimum=1)
     check_choice("loss", loss, SWEEP_LOSSES)
     check_choice("optimizer", optimizer, SWEEP_OPTIMIZERS)
+    for name, flag in (("record", record), ("drop_last", drop_last), ("keep_models", keep_models)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     if eval_every is not None:
         eval_every = check_int("eval_every", eval_every, minimum=1)
     device = torch.device(device) if device is not None else get_device()
@@ -439,23 +354,30 @@ def sweep(
         ex, ey = check_xy(*eval_data)
         eval_data = (ex.to(device), ey.to(device))
     n_out = int(y.max()) + 1 if loss == "cross_entropy" else 1
-    batch = batch_size or len(X)
+    batch = min(batch_size or len(X), len(X))
+    smallest = batch if drop_last or len(X) % batch == 0 else len(X) % batch
+    if smallest < 2 and any(c["norm"] == "batch" for c in cfgs):
+        raise ValueError(
+            "batch norm needs at least 2 samples per batch, but some batches would hold 1 "
+            f"({len(X)} samples, batch_size {batch_size}); change batch_size or pass drop_last=True"
+        )
 
-    groups: dict[tuple[int, int], list[int]] = {}
+    groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(cfgs):
-        groups.setdefault((c["depth"], c["width"]), []).append(i)
+        groups.setdefault((c["depth"], c["width"], c["norm"], c["residual"]), []).append(i)
     for members in groups.values():  # same activation next to each other: one slice per activation
         members.sort(key=lambda i: canonical_name(cfgs[i]["activation"]))
     start = time.perf_counter()
     histories: dict[str, History] = {}
     finals: dict[str, tuple[float, float]] = {}
+    snapshots: dict[str, dict] = {}
     n_chunks = 0
     for members in groups.values():
         per_model = _bytes_per_model(cfgs[members[0]], X.shape[1], n_out, batch, optimizer)
         size = max(1, memory_budget // per_model)
         for lo in range(0, len(members), size):
             chunk = [cfgs[i] for i in members[lo : lo + size]]
-            hs, fs = _train_chunk(
+            hs, fs, ss = _train_chunk(
                 chunk,
                 X,
                 y,
@@ -467,10 +389,14 @@ def sweep(
                 eval_every=eval_every,
                 device=device,
                 record=record,
+                drop_last=drop_last,
+                keep_models=keep_models,
             )
             n_chunks += 1
-            for cfg, h, f in zip(chunk, hs, fs):
+            for cfg, h, f, snap in zip(chunk, hs, fs, ss):
                 histories[cfg["label"]] = h
+                if keep_models:
+                    snapshots[cfg["label"]] = snap
                 if eval_data is not None:
                     finals[cfg["label"]] = f
     seconds = time.perf_counter() - start
@@ -486,4 +412,6 @@ def sweep(
         memory_budget=memory_budget,
         device=str(device),
         final_eval=finals,
+        shapes=(X.shape[1], n_out),
+        snapshots=snapshots,
     )
