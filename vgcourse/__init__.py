@@ -42,6 +42,7 @@ __all__ = [
     "activation",
     "ACTIVATIONS",
     "activations",
+    "batched",
     "by_scale",
     "checks",
     "data",
