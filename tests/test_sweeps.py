@@ -208,3 +208,14 @@ def test_grid_rejects_scalars():
 def test_sweep_on_every_device(moons, device):
     r = sweeps.sweep([dict(depth=2, width=8)], moons, steps=3, device=device)
     assert r.device.startswith(device.type)
+
+
+def test_build_model_is_the_seeded_starting_point():
+    cfg = dict(depth=2, width=5, activation="prelu", init="xavier_normal", seed=3)
+    net = sweeps.build_model(cfg, 4, 3)
+    torch.manual_seed(3)
+    ref = vg.mlp(4, 3, depth=2, width=5, activation="prelu", init="xavier_normal")
+    for a, b in zip(net.state_dict().values(), ref.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="in_features"):
+        sweeps.build_model(cfg, 0, 3)

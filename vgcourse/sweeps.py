@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ._validate import check_choice, check_int, check_positive, check_xy
 from .activations import canonical_name
-from .batched import BatchedMLP, FlatOptimizer, module_from_snapshot
+from .batched import BatchedMLP, FlatOptimizer, build_module, module_from_snapshot
 from .device import get_device
 from .inits import INITS
 from .losses import predictions
@@ -121,7 +121,7 @@ def grid(**axes: Sequence[Any]) -> list[dict]:
     return configs
 
 
-def _normalise(config: Mapping[str, Any], index: int) -> dict:
+def _normalise(config: Mapping[str, Any], index: int, *, batched: bool = True) -> dict:
     if not isinstance(config, Mapping):
         raise TypeError(f"configs[{index}] must be a dict, got {type(config).__name__}")
     unknown = set(config) - set(CONFIG_DEFAULTS)
@@ -132,7 +132,7 @@ def _normalise(config: Mapping[str, Any], index: int) -> dict:
     cfg = {**CONFIG_DEFAULTS, **config}
     cfg["depth"] = check_int(f"configs[{index}]['depth']", cfg["depth"], minimum=1)
     cfg["width"] = check_int(f"configs[{index}]['width']", cfg["width"], minimum=1)
-    if canonical_name(cfg["activation"]) == "prelu":
+    if canonical_name(cfg["activation"]) == "prelu" and batched:
         raise ValueError(
             f"configs[{index}]['activation']: prelu has a learnable slope that the batched engine does not "
             "train; use vgcourse.fit for PReLU models"
@@ -156,6 +156,17 @@ def _normalise(config: Mapping[str, Any], index: int) -> dict:
             or f"config {index}"
         )
     return cfg
+
+
+def build_model(config: Mapping[str, Any], in_features: int, out_features: int) -> torch.nn.Module:
+    """The :func:`vgcourse.mlp` a sweep configuration describes, with the initial weights its seed gives.
+
+    This is the model a sweep starts from (and :meth:`SweepResult.model` returns trained): use it to
+    measure a configuration at initialization, or to train it alone with :func:`vgcourse.fit`.
+    """
+    in_features = check_int("in_features", in_features, minimum=1)
+    out_features = check_int("out_features", out_features, minimum=1)
+    return build_module(_normalise(config, 0, batched=False), in_features, out_features)
 
 
 def _bytes_per_model(cfg: dict, n_in: int, n_out: int, batch: int, optimizer: str) -> int:
