@@ -126,9 +126,17 @@ def test_groups_by_shape_and_chunks_by_memory(moons):
     configs = [dict(depth=d, width=w, seed=s) for d, w in [(2, 8), (3, 4)] for s in range(3)]
     result = sweeps.sweep(configs, moons, steps=5, batch_size=32, memory_budget=1, device="cpu")
     assert result.groups == 2 and result.chunks == 6
+    assert (
+        "6 chunk(s)" in result.summary() and result.peak_bytes > result.memory_budget
+    )  # 1 model > 1 byte
     assert [len(h.layer_names) for h in result.histories.values()] == [2, 2, 2, 3, 3, 3]
     big = sweeps.sweep(configs, moons, steps=5, batch_size=32, device="cpu")
-    assert big.chunks == 2
+    assert big.chunks == 2 and 0 < big.peak_bytes <= big.memory_budget
+    # a budget of two models' worth splits a group of three into two chunks
+    one = sweeps.sweep(configs[:3], moons, steps=1, batch_size=32, memory_budget=1)
+    per_model = one.peak_bytes  # chunks of one model: the estimate for one model of this group
+    halves = sweeps.sweep(configs[:3], moons, steps=5, batch_size=32, memory_budget=2 * per_model)
+    assert halves.chunks == 2 and halves.peak_bytes <= halves.memory_budget
     for label, h in result.histories.items():
         np.testing.assert_allclose(h.loss, big.histories[label].loss, rtol=1e-5)
 

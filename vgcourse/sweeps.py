@@ -75,6 +75,15 @@ class SweepResult:
     final_eval: dict[str, tuple[float, float]] = field(default_factory=dict)
     shapes: tuple[int, int] = (0, 0)
     snapshots: dict[str, dict] = field(default_factory=dict, repr=False)
+    peak_bytes: int = 0  #: estimated memory of the largest chunk that trained at once
+
+    def summary(self) -> str:
+        """One line: how many models, how they were batched, and the memory estimate vs the budget."""
+        return (
+            f"{len(self.configs)} models in {self.groups} group(s), {self.chunks} chunk(s) on {self.device}, "
+            f"{self.seconds:.2f} s; largest chunk ~{self.peak_bytes / 2**20:.1f} MiB "
+            f"(budget {self.memory_budget / 2**20:.0f} MiB)"
+        )
 
     def model(self, label: str) -> torch.nn.Module:
         """The trained model of configuration ``label`` as an ordinary :func:`vgcourse.mlp` (CPU, eval mode).
@@ -382,12 +391,13 @@ def sweep(
     histories: dict[str, History] = {}
     finals: dict[str, tuple[float, float]] = {}
     snapshots: dict[str, dict] = {}
-    n_chunks = 0
+    n_chunks, peak = 0, 0
     for members in groups.values():
         per_model = _bytes_per_model(cfgs[members[0]], X.shape[1], n_out, batch, optimizer)
         size = max(1, memory_budget // per_model)
         for lo in range(0, len(members), size):
             chunk = [cfgs[i] for i in members[lo : lo + size]]
+            peak = max(peak, per_model * len(chunk))
             hs, fs, ss = _train_chunk(
                 chunk,
                 X,
@@ -422,6 +432,7 @@ def sweep(
         chunks=n_chunks,
         memory_budget=memory_budget,
         device=str(device),
+        peak_bytes=peak,
         final_eval=finals,
         shapes=(X.shape[1], n_out),
         snapshots=snapshots,
