@@ -311,3 +311,204 @@ def test_train_cells_bad_input(kwargs, exc, match):
         vgr.train_cells(X, steps=1, lr=1e-2)
     with pytest.raises(ValueError, match="dimensions"):
         vgr.train_cells((X[:, :, 0], y), steps=1, lr=1e-2)
+
+
+# -- the adding problem, cached, and the lesson's explorer ------------------------------------------
+TINY = dict(n=64, hidden_size=4, steps=4, lr=1e-2, batch_size=16)
+
+
+def _train_directly(cell, T, *, seed=0, recurrent_radius=None, forget_bias=None, device=None):
+    """What adding_run should compute, spelled out with train_cells."""
+    data = vg.data.adding_problem(TINY["n"], T, seed=1)
+    test = vg.data.adding_problem(500, T, seed=2)
+    runs = vgr.train_cells(
+        data,
+        cells=(cell,),
+        seeds=(seed,),
+        hidden_size=TINY["hidden_size"],
+        steps=TINY["steps"],
+        lr=TINY["lr"],
+        batch_size=TINY["batch_size"],
+        loss="mse",
+        forget_bias=forget_bias,
+        recurrent_radius=recurrent_radius,
+        clip_norm=1.0,
+        eval_data=test,
+        eval_every=1,
+        device=device,
+    )
+    return runs[(cell, seed)][1]
+
+
+def test_adding_run_matches_train_cells_and_is_cached():
+    model, history = vgr.adding_run("lstm", 6, forget_bias=2.0, **TINY)
+    expected = _train_directly("lstm", 6, forget_bias=2.0)
+    assert history.eval_steps == expected.eval_steps == [1, 2, 3, 4]
+    np.testing.assert_allclose(history.eval_loss, expected.eval_loss, rtol=1e-6)
+    np.testing.assert_allclose(history.loss, expected.loss, rtol=1e-6)
+    again = vgr.adding_run("lstm", 6, forget_bias=2.0, **TINY)
+    assert again[0] is model and again[1] is history  # cached: no second training
+    assert vgr.adding_run("lstm", 6, forget_bias=0.0, **TINY)[1] is not history
+
+
+def test_adding_run_ignores_settings_a_cell_does_not_use():
+    gru = vgr.adding_run("gru", 6, **TINY)
+    assert vgr.adding_run("gru", 6, forget_bias=3.0, recurrent_radius=0.5, **TINY) is gru
+    rnn = vgr.adding_run("rnn", 6, recurrent_radius=0.9, **TINY)
+    assert vgr.adding_run("rnn", 6, recurrent_radius=0.9, forget_bias=5.0, **TINY) is rnn
+    assert vgr.adding_run("rnn", 6, **TINY) is not rnn
+    expected = _train_directly("rnn", 6, recurrent_radius=0.9)
+    np.testing.assert_allclose(rnn[1].eval_loss, expected.eval_loss, rtol=1e-6)
+
+
+def _curve_directly(cell, T, *, rho=None, forget_bias=None, batch=16, device=None):
+    X, _ = vg.data.adding_problem(batch, T, seed=0)
+    vg.seed_everything(0)
+    net = vg.rnn_model(
+        cell,
+        2,
+        TINY["hidden_size"],
+        1,
+        forget_bias=forget_bias if cell == "lstm" else None,
+        device=device,
+    )
+    if cell == "rnn" and rho is not None:
+        vgr.scale_recurrent_(net, rho)
+    return vgr.grad_vs_lag(net, X)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_init_grad_vs_lag_matches_a_direct_measurement(cell):
+    got = vgr.init_grad_vs_lag(
+        cell, 9, recurrent_radius=1.2, forget_bias=3.0, hidden_size=4, batch=16
+    )
+    expected = _curve_directly(cell, 9, rho=1.2, forget_bias=3.0)
+    assert got.shape == (9,)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    got[:] = 0  # a copy: the cache is not changed by the caller
+    assert vgr.init_grad_vs_lag(
+        cell, 9, recurrent_radius=1.2, forget_bias=3.0, hidden_size=4, batch=16
+    ).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(cell="transformer"), ValueError, "cell"),
+        (dict(T=1), ValueError, "T"),
+        (dict(recurrent_radius=-1.0), ValueError, "recurrent_radius"),
+        (dict(forget_bias="open"), TypeError, "forget_bias"),
+        (dict(seed=-1), ValueError, "seed"),
+        (dict(steps=0), ValueError, "steps"),
+        (dict(lr=0.0), ValueError, "lr"),
+        (dict(clip_norm=0.0), ValueError, "clip_norm"),
+        (dict(device="tpu"), ValueError, "prefer"),
+    ],
+)
+def test_adding_run_bad_arguments(kwargs, exc, match):
+    args = dict(cell="lstm", T=6) | TINY | kwargs
+    with pytest.raises(exc, match=match):
+        vgr.adding_run(**args)
+
+
+def test_init_grad_vs_lag_bad_arguments():
+    with pytest.raises(ValueError, match="cell"):
+        vgr.init_grad_vs_lag("lstm2", 6)
+    with pytest.raises(ValueError, match="batch"):
+        vgr.init_grad_vs_lag("rnn", 6, batch=0)
+    with pytest.raises(ValueError, match="recurrent_radius"):
+        vgr.init_grad_vs_lag("rnn", 6, recurrent_radius=0.0)
+
+
+def _check_explorer_state(explorer, device):
+    v = explorer.values()
+    assert explorer.state["settings"] == v
+    curves = explorer.state["curves"]
+    for c in ("rnn", "lstm", "gru"):
+        expected = _curve_directly(
+            c, v["T"], rho=v["rho"], forget_bias=v["forget_bias"], device=device
+        )
+        np.testing.assert_allclose(curves[c], expected, rtol=1e-6 if device.type == "cpu" else 1e-4)
+    history = explorer.state["history"]
+    expected = _train_directly(
+        v["cell"],
+        v["T"],
+        recurrent_radius=v["rho"] if v["cell"] == "rnn" else None,
+        forget_bias=v["forget_bias"] if v["cell"] == "lstm" else None,
+        device=device,
+    )
+    np.testing.assert_allclose(
+        history.eval_loss, expected.eval_loss, rtol=1e-6 if device.type == "cpu" else 1e-3
+    )
+    reach = curves[v["cell"]][-1] / curves[v["cell"]][0]
+    assert explorer.state["reach"] == pytest.approx(reach)
+    assert explorer.state["final_mse"] == history.eval_loss[-1]
+    assert explorer.readout.startswith(f"{v['cell'].upper()}, T={v['T']}:")
+    assert f"{reach:.1e}" in explorer.readout and f"{history.eval_loss[-1]:.4f}" in explorer.readout
+    # the plots show these numbers: the three init curves, the test MSE of the trained cell
+    left, right = explorer.axes
+    for line, c in zip(left.lines, ("rnn", "lstm", "gru")):
+        np.testing.assert_allclose(line.get_ydata(), curves[c])
+        assert line.get_linewidth() == (3 if c == v["cell"] else 1)
+    np.testing.assert_allclose(right.lines[0].get_ydata(), history.eval_loss)
+    assert left.get_yscale() == right.get_yscale() == "log"
+
+
+def test_gradient_through_time_explorer_every_control(device):
+    explorer = vgr.gradient_through_time_explorer(
+        T=8, lengths=(6, 8, 10), probe_size=16, device=device, **TINY
+    )
+    first_readout, first_png = explorer.readout, explorer.png
+    assert explorer.error is None
+    _check_explorer_state(explorer, device)
+    for change in (
+        dict(cell="rnn"),
+        dict(T=10),
+        dict(rho=0.9),
+        dict(cell="lstm"),
+        dict(forget_bias=3.0),
+    ):
+        readout, png = explorer.readout, explorer.png
+        explorer.set(**change)
+        assert explorer.error is None, explorer.error
+        assert explorer.png != png and explorer.readout != readout, change
+        _check_explorer_state(explorer, device)
+    explorer.reset()
+    assert explorer.values() == dict(cell="lstm", T=8, rho=None, forget_bias=1.0)
+    assert explorer.readout == first_readout and explorer.png == first_png
+    _check_explorer_state(explorer, device)
+
+
+def test_gradient_through_time_explorer_never_retrains_for_unused_controls():
+    explorer = vgr.gradient_through_time_explorer(T=6, lengths=(6, 8), probe_size=16, **TINY)
+    lstm_history, readout, png = explorer.state["history"], explorer.readout, explorer.png
+    explorer.set(rho=1.5)  # the LSTM does not use the RNN's radius: only the RNN curve changes
+    assert explorer.state["history"] is lstm_history and explorer.readout == readout
+    assert explorer.png != png
+    explorer.set(T=8)
+    explorer.set(T=6)  # back to a visited length: the cached run, not a new one
+    assert explorer.state["history"] is lstm_history
+    explorer.set(cell="gru", forget_bias=5.0)
+    gru_history = explorer.state["history"]
+    explorer.set(forget_bias=-1.0)  # the GRU has no forget gate
+    assert explorer.state["history"] is gru_history
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(cell="transformer"), ValueError, "cell"),
+        (dict(rho=0.7), ValueError, "rho"),
+        (dict(forget_bias=4.0), ValueError, "forget_bias"),
+        (dict(T=35), ValueError, "T"),
+        (dict(lengths=(10, 20, 40)), ValueError, "evenly"),
+        (dict(lengths="10-100"), TypeError, "lengths"),
+        (dict(lengths=(1, 2)), ValueError, "lengths"),
+        (dict(lr=-1.0), ValueError, "lr"),
+        (dict(probe_size=0), ValueError, "probe_size"),
+        (dict(hidden_size=1.5), TypeError, "hidden_size"),
+    ],
+)
+def test_gradient_through_time_explorer_bad_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        vgr.gradient_through_time_explorer(**kwargs)

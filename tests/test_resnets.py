@@ -344,3 +344,142 @@ def test_first_layer_grads_bad_arguments(flat):
         resnets.first_layer_grads(lambda d: vg.mlp(6, 3, depth=d, width=4), [1], X)
     with pytest.raises(TypeError, match="seeds"):
         resnets.first_layer_grads(lambda d: vg.mlp(6, 3, depth=d, width=4), [1], (X, y), seeds=0)
+
+
+# -- one-pass profile and the lesson's explorer ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(residual=True, residual_scale=0.25), dict(residual=True, norm="batch")],
+    ids=["plain", "residual", "residual+bn"],
+)
+def test_stream_profile_equals_the_three_separate_passes(flat, kw):
+    X, y = flat
+    torch.manual_seed(3)
+    net = vg.mlp(6, 3, depth=5, width=8, **kw)
+    profile = resnets.stream_profile(net, X, y)
+    np.testing.assert_allclose(
+        profile.second_moments, resnets.stream_second_moments(net, X), rtol=1e-6
+    )
+    np.testing.assert_allclose(profile.grad_norms, resnets.stream_grad_norms(net, X, y), rtol=1e-6)
+    assert profile.first_layer_grad == pytest.approx(vg.layer_grad_norms(net, X, y)[0], rel=1e-6)
+    q, g = profile.second_moments, profile.grad_norms
+    assert profile.forward_growth == pytest.approx(q[-1] / q[0])
+    assert profile.backward_growth == pytest.approx(g[0] / g[-1])
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_branch_scale_values_and_bad_names():
+    assert resnets.branch_scale("1", 16) == 1.0
+    assert resnets.branch_scale("1/sqrt(depth)", 16) == pytest.approx(0.25)
+    assert resnets.branch_scale("1/depth", 16) == pytest.approx(1 / 16)
+    with pytest.raises(ValueError, match="scale"):
+        resnets.branch_scale("2", 16)
+    with pytest.raises(ValueError, match="depth"):
+        resnets.branch_scale("1/depth", 0)
+
+
+def _expected_profile(X, y, depth, residual, norm, scale, device, width=8, seed=0):
+    """The explorer's numbers, recomputed with the three separate measurement functions."""
+    s = {"1": 1.0, "1/sqrt(depth)": depth**-0.5, "1/depth": 1 / depth}[scale]
+    torch.manual_seed(seed)
+    net = vg.mlp(
+        X.shape[1],
+        int(y.max()) + 1,
+        depth=depth,
+        width=width,
+        norm=norm,
+        residual=residual,
+        residual_scale=s if residual else 1.0,
+        device=device,
+    )
+    return (
+        resnets.stream_second_moments(net, X),
+        resnets.stream_grad_norms(net, X, y),
+        vg.layer_grad_norms(net, X, y)[0],
+    )
+
+
+def _check_explorer_state(explorer, X, y, device):
+    settings = explorer.values()
+    assert explorer.state["settings"] == settings
+    rtol = 1e-6 if device.type == "cpu" else 1e-4
+    for key, config in (
+        ("profile", settings),
+        ("reference", dict(depth=settings["depth"], residual=False, norm=None, scale="1")),
+    ):
+        q, g, g1 = _expected_profile(X, y, device=device, **config)
+        got = explorer.state[key]
+        np.testing.assert_allclose(got.second_moments, q, rtol=rtol)
+        np.testing.assert_allclose(got.grad_norms, g, rtol=rtol)
+        assert got.first_layer_grad == pytest.approx(g1, rel=rtol)
+    # the plot shows these numbers: grey reference first, then this network
+    profile = explorer.state["profile"]
+    for ax, values in zip(explorer.axes, (profile.second_moments, profile.grad_norms)):
+        np.testing.assert_allclose(ax.lines[1].get_ydata(), np.where(values > 0, values, np.nan))
+        assert ax.get_yscale() == "log"
+    assert f"{profile.forward_growth:.3g}" in explorer.readout
+    assert f"{profile.first_layer_grad:.3g}" in explorer.readout
+
+
+def test_residual_stream_explorer_every_control(flat, device):
+    X, y = flat
+    explorer = resnets.residual_stream_explorer(X, y, depth=6, max_depth=10, width=8, device=device)
+    first_readout, first_png = explorer.readout, explorer.png
+    assert explorer.error is None and explorer.redraws == 1
+    _check_explorer_state(explorer, X, y, device)
+    for change in (dict(depth=8), dict(scale="1"), dict(norm="batch"), dict(residual=False)):
+        readout, png = explorer.readout, explorer.png
+        explorer.set(**change)
+        assert explorer.error is None, explorer.error
+        assert explorer.png != png and explorer.readout != readout, change
+        _check_explorer_state(explorer, X, y, device)
+    assert "block 8" in explorer.readout
+    explorer.reset()
+    assert explorer.values() == dict(depth=6, residual=True, norm=None, scale="1/depth")
+    assert explorer.readout == first_readout and explorer.png == first_png
+    _check_explorer_state(explorer, X, y, device)
+
+
+def test_residual_stream_explorer_caches_each_setting(flat):
+    X, y = flat
+    explorer = resnets.residual_stream_explorer(X, y, depth=4, max_depth=8, width=8)
+    first = explorer.state["profile"]
+    explorer.set(depth=5)
+    assert explorer.state["profile"] is not first
+    explorer.set(depth=4)
+    assert explorer.state["profile"] is first  # revisiting a setting does not recompute
+    explorer.set(residual=False, scale="1")
+    plain = explorer.state["profile"]
+    explorer.set(scale="1/sqrt(depth)")  # no skips: the scale is unused, nothing to recompute
+    assert explorer.state["profile"] is plain is explorer.state["reference"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(depth=12, max_depth=10), ValueError, "depth"),
+        (dict(depth=1), ValueError, "depth"),
+        (dict(width=0), ValueError, "width"),
+        (dict(norm="layer"), ValueError, "norm"),
+        (dict(scale="1/2"), ValueError, "scale"),
+        (dict(residual="yes"), TypeError, "residual"),
+        (dict(seed=-1), ValueError, "seed"),
+        (dict(device="tpu"), ValueError, "prefer"),
+    ],
+)
+def test_residual_stream_explorer_bad_arguments(flat, kwargs, error, match):
+    X, y = flat
+    with pytest.raises(error, match=match):
+        resnets.residual_stream_explorer(X, y, **kwargs)
+
+
+def test_residual_stream_explorer_bad_data(flat):
+    X, y = flat
+    with pytest.raises(ValueError, match="same number of rows"):
+        resnets.residual_stream_explorer(X, y[:10])
+    with pytest.raises(ValueError, match="shape"):
+        resnets.residual_stream_explorer(X.reshape(64, 2, 3), y)
+    with pytest.raises(TypeError, match="X"):
+        resnets.residual_stream_explorer([[0.0] * 6] * 64, y)
