@@ -284,6 +284,48 @@ def test_depth_sweep_training_lowers_the_loss(flat):
     assert np.isnan(sweep.test_accuracy).all()  # no eval_data
 
 
+def test_batched_depth_sweeps_equal_depth_sweep_one_model_at_a_time(flat):
+    X, y = flat
+    archs = {
+        "plain": lambda d: dict(),
+        "residual 1/L": lambda d: dict(residual=True, residual_scale=1 / d),
+        "plain + BN": lambda d: dict(norm="batch"),
+        "residual + BN, tanh": lambda d: dict(residual=True, norm="batch", activation="tanh"),
+    }
+    # SGD with momentum: under Adam, the bias in front of a batch norm (whose true gradient is 0)
+    # takes lr-sized steps driven by rounding noise of order 1e-9, so eval-mode outputs of two
+    # runs that differ only in summation order drift apart (training-mode losses still agree)
+    kw = dict(
+        steps=25, lr=1e-2, seeds=[0, 1], batch_size=16, eval_data=(X, y), optimizer="momentum"
+    )
+    batched = resnets.mlp_depth_sweeps(archs, [2, 4], (X, y), width=8, **kw)
+    assert list(batched) == list(archs)
+    for name, arch in archs.items():
+        alone = resnets.depth_sweep(
+            lambda d, arch=arch: vg.mlp(6, 3, depth=d, width=8, **arch(d)), [2, 4], (X, y), **kw
+        )
+        got = batched[name]
+        for field_name in ("first_grad", "train_loss", "accuracy", "test_accuracy"):
+            np.testing.assert_allclose(
+                getattr(got, field_name), getattr(alone, field_name), rtol=1e-4, err_msg=name
+            )
+        for key, h in alone.histories.items():
+            np.testing.assert_allclose(got.histories[key].loss, h.loss, rtol=1e-4, atol=1e-6)
+
+
+def test_batched_depth_sweeps_check_arguments(flat):
+    with pytest.raises(TypeError, match="archs"):
+        resnets.mlp_depth_sweeps({}, [2], flat, width=4, steps=1, lr=1e-2)
+    with pytest.raises(TypeError, match="function"):
+        resnets.mlp_depth_sweeps({"a": dict()}, [2], flat, width=4, steps=1, lr=1e-2)
+    with pytest.raises(TypeError, match="must return a dict"):
+        resnets.mlp_depth_sweeps({"a": lambda d: 3}, [2], flat, width=4, steps=1, lr=1e-2)
+    with pytest.raises(ValueError, match="unknown key"):
+        resnets.mlp_depth_sweeps(
+            {"a": lambda d: dict(skip=1)}, [2], flat, width=4, steps=1, lr=1e-2
+        )
+
+
 def test_depth_sweep_marks_divergence_as_nan(flat):
     X, y = flat
     big = X * 1e30

@@ -87,9 +87,14 @@ def test_residual_and_normalized_models_match_training_alone(moons, arch):
         for a in ("relu", "tanh")
         for s in (0, 1)
     ]
+    # a plain twin of every configuration, trained in the same group (skip mask 0)
+    configs += [
+        dict(c, residual=False, seed=c["seed"] + 10) for c in configs if arch.get("residual")
+    ]
     result = sweeps.sweep(
         configs, moons, steps=30, batch_size=16, optimizer="momentum", device="cpu"
     )
+    assert result.groups == 1
     for cfg in result.configs:
         nets = []
         h = alone(cfg, moons, 30, "momentum", 16, net_out=nets)

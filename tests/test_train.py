@@ -198,3 +198,15 @@ def test_fit_drop_last_keeps_batches_full():
     assert [len(kept.next()) for _ in range(3)] == [16, 16, 1]
     with pytest.raises(ValueError, match="more than 1 value"):  # why drop_last exists
         vg.fit(net, (X, y), steps=3, lr=1e-2, batch_size=16)
+
+
+def test_layer_grad_norms_leaves_batch_norm_statistics_alone():
+    torch.manual_seed(0)
+    net = vg.mlp(4, 2, depth=3, width=8, norm="batch")
+    X, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    norms = vg.layer_grad_norms(net, X, y)
+    assert norms.shape == (3,) and (norms > 0).all()
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), f"{k} changed"
+    assert all(p.grad is None for p in net.parameters())

@@ -189,7 +189,7 @@ def _module_tensors(net: nn.Module, depth: int, norm: str | None) -> dict[str, t
 
 
 class BatchedMLP:
-    """``K`` MLPs of one architecture (depth, width, norm, skip) with their own weights and activations.
+    """``K`` MLPs of one depth, width and normalization, with their own weights, activations and skips.
 
     ``cfgs`` are normalised sweep configurations (keys of :data:`vgcourse.sweeps.CONFIG_DEFAULTS`);
     model ``k`` starts from exactly the weights ``vgcourse.mlp(...)`` gives with
@@ -200,7 +200,10 @@ class BatchedMLP:
     def __init__(self, cfgs: Sequence[dict], n_in: int, n_out: int, device: torch.device):
         first = cfgs[0]
         self.K, self.depth, self.width = len(cfgs), first["depth"], first["width"]
-        self.norm, self.residual = first["norm"], first["residual"]
+        self.norm = first["norm"]
+        residual = [bool(c["residual"]) for c in cfgs]
+        # plain and residual models share a group: h <- skip_k h + s_k phi(.), skip_k in {0, 1}
+        self.residual = "all" if all(residual) else "some" if any(residual) else "none"
         self.n_in, self.n_out, self.cfgs = n_in, n_out, list(cfgs)
         self.train_steps = 0  # training-mode forward passes (batch norm's num_batches_tracked)
         layout = _layout(self.depth, self.width, n_in, n_out, self.norm)
@@ -220,9 +223,9 @@ class BatchedMLP:
         # squared gradient -> per hidden layer: first layer alone, layers 2..L as one reshape
         self._first = sizes[0]
         self._rest = (sizes[0], sizes[0] + (self.depth - 1) * self.width**2)
-        self.scale = torch.tensor([float(c["residual_scale"]) for c in cfgs], device=device).view(
-            -1, 1, 1
-        )
+        scales = [float(c["residual_scale"]) if r else 1.0 for c, r in zip(cfgs, residual)]
+        self.scale = torch.tensor(scales, device=device).view(-1, 1, 1)
+        self.skip = torch.tensor([float(r) for r in residual], device=device).view(-1, 1, 1)
         if self.norm == "batch":
             self.running_mean = torch.zeros(self.depth, self.K * self.width, device=device)
             self.running_var = torch.ones(self.depth, self.K * self.width, device=device)
@@ -286,7 +289,12 @@ class BatchedMLP:
             if self.norm is not None:
                 a = self._normalize(i, a, train)
             z = self._activate(a)
-            h = h + self.scale * z if self.residual and i > 0 else z
+            if i == 0 or self.residual == "none":
+                h = z
+            elif self.residual == "all":
+                h = h + self.scale * z
+            else:  # 0 * h + 1 * z is exactly z for a plain model (finite h)
+                h = self.skip * h + self.scale * z
         return torch.baddbmm(self.views["bout"], h, self.views["Wout"].mT)
 
     # -- gradients ----------------------------------------------------------------------------

@@ -22,7 +22,8 @@ This module holds what lesson 06 uses more than once:
 * :func:`expected_next_moment` and :func:`stream_growth_bound`: the variance recursion of a ReLU
   residual block at He initialisation (why a scaled branch is needed without normalisation).
 * :func:`depth_sweep`: train one architecture at several depths and seeds and collect the
-  first-layer gradient norm at initialisation and the training loss after a fixed budget.
+  first-layer gradient norm at initialisation and the training loss after a fixed budget;
+  :func:`mlp_depth_sweeps` does the same for several MLP architectures in one batched run.
 * :func:`stream_profile` and :func:`residual_stream_explorer`: the forward and backward signal of
   one MLP in a single pass, and the lesson's interactive explorer built on it.
 """
@@ -30,7 +31,7 @@ This module holds what lesson 06 uses more than once:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Optional
@@ -420,6 +421,94 @@ def depth_sweep(
             if eval_data is not None:
                 test_accuracy[i, j] = evaluate(net, eval_data, loss)[1]
     return SweepResult(depths, seeds, first_grad, train_loss, accuracy, test_accuracy, histories)
+
+
+MLPArch = Callable[[int], Mapping]
+
+
+def mlp_depth_sweeps(
+    archs: Mapping[str, MLPArch],
+    depths: Sequence[int],
+    data,
+    *,
+    width: int,
+    steps: int,
+    lr: float,
+    seeds: Sequence[int] = (0,),
+    batch_size: Optional[int] = None,
+    optimizer: str = "adam",
+    loss: str = "cross_entropy",
+    eval_data=None,
+    device: torch.device | str | None = None,
+    record: bool = False,
+) -> dict[str, SweepResult]:
+    r""":func:`depth_sweep` for several MLP architectures at once, trained as one batched program.
+
+    ``archs`` maps a name to a function ``depth -> dict`` of :func:`vgcourse.mlp` keyword arguments
+    (``activation``, ``init``, ``norm``, ``residual``, ``residual_scale``, e.g.
+    ``lambda d: dict(residual=True, residual_scale=1 / d)``). Every (architecture, depth, seed)
+    becomes one configuration of :func:`vgcourse.sweeps.sweep`, so all of them train together,
+    grouped by depth and normalization (plain and residual nets of one depth share a group). The
+    results are those of :func:`depth_sweep` with ``build = lambda d: vg.mlp(..., **arch(d))``: the
+    same seeded initial weights, mini-batches and optimizer steps, to float32 rounding. Returns one
+    :class:`SweepResult` per architecture name.
+    """
+    from .sweeps import build_model
+    from .sweeps import sweep as batched_sweep
+
+    if not isinstance(archs, Mapping) or not archs:
+        raise TypeError("archs must be a non-empty dict: name -> (depth -> dict of mlp arguments)")
+    depths, seeds = _check_depths_seeds(depths, seeds)
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(f"data must be a pair (X, y) of tensors, got {type(data).__name__}")
+    X, y = check_xy(*data)
+    X = X.flatten(1)
+    configs = []
+    for name, arch in archs.items():
+        if not callable(arch):
+            raise TypeError(f"archs[{name!r}] must be a function depth -> dict of mlp arguments")
+        for depth in depths:
+            kw = arch(depth)
+            if not isinstance(kw, Mapping):
+                raise TypeError(f"archs[{name!r}]({depth}) must return a dict, got {kw!r}")
+            for seed in seeds:
+                configs.append(
+                    dict(kw, depth=depth, width=width, lr=lr, seed=seed, label=(name, depth, seed))
+                )
+    result = batched_sweep(
+        [dict(c, label=repr(c["label"])) for c in configs],
+        (X, y),
+        steps=steps,
+        batch_size=batch_size,
+        loss=loss,
+        optimizer=optimizer,
+        device=device,
+        record=record,
+    )
+    n_out = result.shapes[1]
+    out: dict[str, SweepResult] = {}
+    for name in archs:
+        shape = (len(depths), len(seeds))
+        first_grad, train_loss = np.zeros(shape), np.zeros(shape)
+        accuracy, test_accuracy = np.zeros(shape), np.full(shape, np.nan)
+        histories: dict[tuple[int, int], History] = {}
+        for i, depth in enumerate(depths):
+            for j, seed in enumerate(seeds):
+                cfg = next(c for c in configs if c["label"] == (name, depth, seed))
+                label = repr(cfg["label"])
+                start = build_model(dict(cfg, label=label), X.shape[1], n_out).to(result.device)
+                first_grad[i, j] = layer_grad_norms(start, X, y, loss)[0]
+                history = result.histories[label]
+                histories[(depth, seed)] = history
+                train_loss[i, j] = history.final_loss if history.diverged_at is None else np.nan
+                net = result.model(label)
+                accuracy[i, j] = evaluate(net, (X, y), loss)[1]
+                if eval_data is not None:
+                    test_accuracy[i, j] = evaluate(net, eval_data, loss)[1]
+        out[name] = SweepResult(
+            depths, seeds, first_grad, train_loss, accuracy, test_accuracy, histories
+        )
+    return out
 
 
 # --------------------------------------------------------------------------------------------

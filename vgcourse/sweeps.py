@@ -2,7 +2,7 @@ r"""Train many small MLPs as one batched tensor program: the sweep engine.
 
 Lessons compare many configurations (activation x init x depth x learning rate x seed). Trained one
 after another, each tiny model spends most of its time in Python and kernel-launch overhead. Here
-the ``K`` models of a group (same depth, width, normalization and skip connections) are stacked and
+the ``K`` models of a group (same depth, width and normalization) are stacked and
 trained together by :class:`vgcourse.batched.BatchedMLP`: one batched matrix multiply per layer for
 all models, one autograd pass, and the per-layer gradient norms, divergence check and SGD / momentum
 / Adam update done once on a flat ``(K, P)`` buffer, with a learning rate per model. Every model
@@ -384,7 +384,7 @@ def sweep(
 
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(cfgs):
-        groups.setdefault((c["depth"], c["width"], c["norm"], c["residual"]), []).append(i)
+        groups.setdefault((c["depth"], c["width"], c["norm"]), []).append(i)
     for members in groups.values():  # same activation next to each other: one slice per activation
         members.sort(key=lambda i: canonical_name(cfgs[i]["activation"]))
     start = time.perf_counter()
@@ -393,7 +393,9 @@ def sweep(
     snapshots: dict[str, dict] = {}
     n_chunks, peak = 0, 0
     for members in groups.values():
-        per_model = _bytes_per_model(cfgs[members[0]], X.shape[1], n_out, batch, optimizer)
+        per_model = max(
+            _bytes_per_model(cfgs[i], X.shape[1], n_out, batch, optimizer) for i in members
+        )
         size = max(1, memory_budget // per_model)
         for lo in range(0, len(members), size):
             chunk = [cfgs[i] for i in members[lo : lo + size]]

@@ -167,19 +167,30 @@ def layer_grad_norms(
     """L2 norm of each tracked weight gradient after one forward/backward pass at the current weights.
 
     Layers are those of :func:`vgcourse.models.weight_layers` (an MLP's hidden layers), input ->
-    output. No update is made; the model's ``.grad`` fields are cleared afterwards.
+    output. No update is made: the model's ``.grad`` fields are cleared afterwards and its buffers
+    (batch norm's running statistics, which a training-mode forward pass moves) are put back, so
+    measuring a model does not change what it later computes in eval mode.
     """
     check_module("model", model)
     X, y = check_xy(X, y)
     device = model_device(model)
     loss_fn = get_loss(loss)
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
     model.zero_grad(set_to_none=True)
-    value = loss_fn(model(X.to(device)), y.to(device))
-    if value.ndim != 0:
-        raise ValueError(f"loss must return a scalar, got a tensor of shape {tuple(value.shape)}")
-    value.backward()
-    norms = [float(p.grad.norm()) if p.grad is not None else 0.0 for _, p in weight_layers(model)]
-    model.zero_grad(set_to_none=True)
+    try:
+        value = loss_fn(model(X.to(device)), y.to(device))
+        if value.ndim != 0:
+            raise ValueError(
+                f"loss must return a scalar, got a tensor of shape {tuple(value.shape)}"
+            )
+        value.backward()
+        tracked = weight_layers(model)
+        norms = [float(p.grad.norm()) if p.grad is not None else 0.0 for _, p in tracked]
+    finally:
+        model.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
     return np.asarray(norms)
 
 
