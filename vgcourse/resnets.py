@@ -216,16 +216,10 @@ def stream_second_moments(net: nn.Module, X: torch.Tensor) -> np.ndarray:
     return np.asarray(moments)
 
 
-def stream_grad_norms(
-    net: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: LossSpec = "cross_entropy"
-) -> np.ndarray:
-    r"""Norm of the backward signal :math:`\|\partial L/\partial h_\ell\|` at every block output.
-
-    One forward/backward pass at the current weights (no update; ``.grad`` fields cleared after).
-    Unlike weight-gradient norms, these are not multiplied by a block's own weights or residual
-    scale, so they show the gradient that travels along the network, input -> output. In a residual
-    net :math:`\partial L/\partial h_{\ell-1} = (I + J_\ell)^\top \partial L/\partial h_\ell`.
-    """
+def _block_outputs_after_backward(
+    net: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: LossSpec
+) -> list[torch.Tensor]:
+    r"""Every block output :math:`h_\ell` of one forward pass, with ``.grad`` filled by one backward pass."""
     blocks = _blocks_of(net)
     X, y = check_xy(X, y)
     outputs: list[torch.Tensor] = []
@@ -239,11 +233,24 @@ def stream_grad_norms(
     device = model_device(net)
     try:
         net.zero_grad(set_to_none=True)
-        value = get_loss(loss)(net(X.to(device)), y.to(device))
-        value.backward()
+        get_loss(loss)(net(X.to(device)), y.to(device)).backward()
     finally:
         for h in handles:
             h.remove()
+    return outputs
+
+
+def stream_grad_norms(
+    net: nn.Module, X: torch.Tensor, y: torch.Tensor, loss: LossSpec = "cross_entropy"
+) -> np.ndarray:
+    r"""Norm of the backward signal :math:`\|\partial L/\partial h_\ell\|` at every block output.
+
+    One forward/backward pass at the current weights (no update; ``.grad`` fields cleared after).
+    Unlike weight-gradient norms, these are not multiplied by a block's own weights or residual
+    scale, so they show the gradient that travels along the network, input -> output. In a residual
+    net :math:`\partial L/\partial h_{\ell-1} = (I + J_\ell)^\top \partial L/\partial h_\ell`.
+    """
+    outputs = _block_outputs_after_backward(net, X, y, loss)
     norms = [float(o.grad.norm()) if o.grad is not None else 0.0 for o in outputs]
     net.zero_grad(set_to_none=True)
     return np.asarray(norms)
@@ -554,24 +561,8 @@ def stream_profile(
     batch-norm layer uses the batch statistics, so extra forward passes change nothing but its
     running averages). No update is made; ``.grad`` fields are cleared afterwards.
     """
-    blocks = _blocks_of(net)
-    X, y = check_xy(X, y)
-    outputs: list[torch.Tensor] = []
-
-    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        if output.requires_grad:
-            output.retain_grad()
-        outputs.append(output)
-
-    handles = [b.register_forward_hook(hook) for b in blocks]
+    outputs = _block_outputs_after_backward(net, X, y, loss)
     device = model_device(net)
-    try:
-        net.zero_grad(set_to_none=True)
-        value = get_loss(loss)(net(X.to(device)), y.to(device))
-        value.backward()
-    finally:
-        for h in handles:
-            h.remove()
     zero = torch.zeros((), device=device)
     with torch.no_grad():
         q = torch.stack([o.detach().double().pow(2).mean() for o in outputs])
