@@ -404,3 +404,77 @@ def test_activation_explorer_redraws_and_checks_arguments():
         st.activation_explorer(X[:64], y[:64], activation="swish")
     with pytest.raises(ValueError, match="max_depth"):
         st.activation_explorer(X[:64], y[:64], depth=10, max_depth=5)
+
+
+def _explorer_net(X, y, activation, depth, width, kw, seed=0):
+    """The network the explorer describes, built here from the public API."""
+    scheme, init_kw = st.suggested_init(activation, **kw)
+    torch.manual_seed(seed)
+    return vg.mlp(
+        X.shape[1],
+        int(y.max()) + 1,
+        depth=depth,
+        width=width,
+        activation=activation,
+        init=scheme,
+        activation_kw=kw,
+        **init_kw,
+    )
+
+
+def test_activation_explorer_every_control_redraws_with_the_right_numbers():
+    X, y = vg.data.digits()
+    X, y = X[:96], y[:96]
+    explorer = st.activation_explorer(X, y, activation="sigmoid", depth=5, width=12, device="cpu")
+    # each change is one control; slope and alpha are moved where they count
+    for change in (
+        {"depth": 9},
+        {"activation": "leaky_relu"},
+        {"slope": 0.4},
+        {"activation": "elu"},
+        {"alpha": 2.5},
+        {"activation": "relu"},
+        {"activation": "tanh"},
+    ):
+        png, readout = explorer.png, explorer.readout
+        explorer.set(**change)
+        assert explorer.error is None and explorer.png != png and explorer.readout != readout
+        s = explorer.state
+        name, depth, kw = s["activation"], s["depth"], s["kw"]
+        assert (name, depth) == (explorer.values()["activation"], explorer.values()["depth"])
+        expected_kw = {"leaky_relu": {"negative_slope": explorer.values()["slope"]}}.get(name, {})
+        if name == "elu":
+            expected_kw = {"alpha": explorer.values()["alpha"]}
+        assert kw == pytest.approx(expected_kw)
+        # gradient norms: the lesson's own gradient_flow on the same seed and init
+        norms = st.gradient_flow(name, X, y, depth=depth, width=12, seeds=(0,), activation_kw=kw)
+        assert np.allclose(s["norms"], norms[0], rtol=1e-5), change
+        net = _explorer_net(X, y, name, depth, 12, kw)
+        assert s["dead"] == pytest.approx(st.dead_units(net, X).fraction.max())
+        assert s["expected_derivative"] == pytest.approx(act.expected_derivative(name, **kw))
+        assert f"depth {depth}" in explorer.readout and f"{s['expected_derivative']:.3f}" in (
+            explorer.readout
+        )
+        assert len(explorer.axes[2].lines[0].get_xdata()) == depth
+    # the slope does nothing for tanh: same numbers, same picture
+    png = explorer.png
+    explorer.set(slope=0.9)
+    assert explorer.png == png and explorer.state["kw"] == {}
+
+
+def test_activation_explorer_redraws_the_same_picture_for_the_same_setting():
+    X, y = vg.data.digits()
+    explorer = st.activation_explorer(X[:64], y[:64], activation="sigmoid", depth=4, width=8)
+    first = explorer.png
+    explorer.set(activation="relu", depth=7)
+    explorer.set(activation="sigmoid", depth=4)  # axes kept, artists replaced: no leftovers
+    assert explorer.png == first
+    assert len(explorer.axes[2].lines) == 1 and len(explorer.axes[0].get_legend().texts) == 3
+
+
+def test_activation_explorer_runs_on_every_device(device):
+    X, y = vg.data.digits()
+    X, y = X[:96], y[:96]
+    explorer = st.activation_explorer(X, y, activation="relu", depth=6, width=12, device=device)
+    norms = st.gradient_flow("relu", X, y, depth=6, width=12, seeds=(0,))
+    assert explorer.error is None and np.allclose(explorer.state["norms"], norms[0], rtol=1e-3)

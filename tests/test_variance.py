@@ -320,3 +320,67 @@ def test_propagation_explorer_redraws_and_reports():
         vp.propagation_explorer(X, scheme="zeros")
     with pytest.raises(ValueError):
         vp.propagation_explorer(X, activation="gelu")
+
+
+def test_propagation_explorer_every_control_redraws_with_the_right_numbers():
+    X = torch.rand(64, 10, generator=torch.Generator().manual_seed(0))
+    m0 = float(X.double().pow(2).mean())
+    explorer = vp.propagation_explorer(
+        X, depth=6, width=16, activation="tanh", scheme="xavier_normal", device="cpu"
+    )
+    for change in (
+        {"scheme": "orthogonal"},
+        {"activation": "relu"},
+        {"depth": 9},
+        {"gain": 1.5},
+        {"scheme": "kaiming_normal"},
+    ):
+        png, readout = explorer.png, explorer.readout
+        explorer.set(**change)
+        assert explorer.error is None and explorer.png != png and explorer.readout != readout
+        s = explorer.state
+        assert {k: s[k] for k in change} == change
+        scheme, activation, depth, gain = s["scheme"], s["activation"], s["depth"], s["gain"]
+        # the forward pass of the same network, measured here without the explorer's hooks
+        torch.manual_seed(0)
+        net = vg.mlp(10, 10, depth=depth, width=16, activation=activation, init=scheme)
+        vp.rescale_weights_(net, gain)
+        with torch.no_grad():
+            second = np.array([float(h.pow(2).mean()) for h in net.forward_hidden(X)])
+        assert np.allclose(s["measured"].act, second, rtol=1e-5), change
+        predicted = vp.predict_propagation(
+            depth,
+            scheme,
+            activation,
+            width=16,
+            in_features=10,
+            out_features=10,
+            input_second_moment=m0,
+            multiplier=gain,
+        )
+        for field in ("preact", "act", "grad_preact", "grad_act"):
+            assert np.allclose(getattr(s["predicted"], field), getattr(predicted, field)), field
+        assert f"layer {depth} {second[-1]:.3g}" in explorer.readout
+        measured_curve = explorer.axes[2].lines[0]
+        assert np.allclose(measured_curve.get_ydata(), s["measured"].act)
+
+
+def test_propagation_explorer_redraws_the_same_picture_for_the_same_setting():
+    X = torch.rand(64, 10, generator=torch.Generator().manual_seed(0))
+    explorer = vp.propagation_explorer(X, depth=6, width=16, activation="tanh")
+    first = explorer.png
+    explorer.set(activation="relu", gain=3.0, depth=12)  # magnitudes span decades: log panels
+    assert "log_{10}" in explorer.axes[0].get_xlabel()
+    explorer.set(activation="tanh", gain=1.0, depth=6)
+    assert explorer.png == first and len(explorer.axes[2].lines) == 4
+
+
+def test_propagation_explorer_runs_on_every_device(device):
+    X = torch.rand(64, 10, generator=torch.Generator().manual_seed(0))
+    explorer = vp.propagation_explorer(X, depth=5, width=16, activation="relu", device=device)
+    torch.manual_seed(0)
+    net = vg.mlp(10, 10, depth=5, width=16, activation="relu", init="xavier_normal")
+    with torch.no_grad():
+        second = np.array([float(h.pow(2).mean()) for h in net.forward_hidden(X)])
+    assert explorer.error is None
+    assert np.allclose(explorer.state["measured"].act, second, rtol=1e-3)

@@ -528,6 +528,7 @@ def propagation_explorer(
     out_features: int = 10,
     max_depth: int = 50,
     seed: int = 0,
+    device: torch.device | str | None = None,
 ):
     r"""Explorer: init scheme, activation, depth and an extra gain -> per-layer statistics.
 
@@ -537,13 +538,17 @@ def propagation_explorer(
     measured second moments :math:`\mathbb E[h_\ell^2]` and :math:`\mathbb E[(\partial L/\partial a_\ell)^2]`
     per layer (solid) against the mean-field prediction of :func:`predict_propagation` (dashed).
     The weights are the scheme's times ``gain`` (so ``gain=1`` is the scheme as published). Each
-    setting is computed once (cached). ``explorer.state`` holds the last measurement and prediction.
+    setting is computed once (cached). ``explorer.state`` holds the last setting (``scheme``,
+    ``activation``, ``depth``, ``gain``), its measurement (``measured``, a :class:`Propagation` of
+    :func:`measure_propagation`) and the mean-field prediction (``predicted``). The networks run
+    on ``device`` (default: :func:`vgcourse.get_device`).
     """
     from functools import lru_cache
 
+    from .device import get_device
     from .models import mlp
     from .plots import plot_histograms
-    from .widgets import Explorer, dropdown, slider
+    from .widgets import Explorer, clear_data, dropdown, slider
 
     X = check_tensor("X", X, ndim=2)
     width = check_int("width", width, minimum=1)
@@ -551,13 +556,21 @@ def propagation_explorer(
     check_choice("scheme", scheme, EXPLORER_SCHEMES)
     check_choice("activation", activation, EXPLORER_ACTIVATIONS)
     m0 = float(X.double().pow(2).mean())
+    device = get_device(device)
+    X = X.to(device)
     state: dict = {}
 
     @lru_cache(maxsize=64)
     def compute(scheme: str, activation: str, depth: int, gain: float):
         torch.manual_seed(seed)
         net = mlp(
-            X.shape[1], out_features, depth=depth, width=width, activation=activation, init=scheme
+            X.shape[1],
+            out_features,
+            depth=depth,
+            width=width,
+            activation=activation,
+            init=scheme,
+            device=device,
         )
         rescale_weights_(net, gain)
         measured = measure_propagation(net, X, seed=seed, keep_values=True, max_values=4000)
@@ -574,8 +587,18 @@ def propagation_explorer(
         return measured, predicted
 
     def update(axes, scheme, activation, depth, gain):
-        measured, predicted = compute(scheme, activation, int(depth), float(gain))
-        state.update(measured=measured, predicted=predicted)
+        depth = int(depth)
+        measured, predicted = compute(scheme, activation, depth, float(gain))
+        state.update(
+            scheme=scheme,
+            activation=activation,
+            depth=depth,
+            gain=float(gain),
+            measured=measured,
+            predicted=predicted,
+        )
+        for ax in axes:
+            clear_data(ax)  # keeps the axes' ticks: cheaper than clearing them
         shown = sorted({0, *range(0, depth, max(1, depth // 5)), depth - 1})
         moments = [measured.act[i] for i in shown]
         if max(moments) > 100 * max(min(moments), 1e-300):  # spans decades: show magnitudes
@@ -625,7 +648,7 @@ def propagation_explorer(
         "depth": slider(depth, 2, max_depth, 1, "depth", integer=True),
         "gain": slider(gain, 0.25, 4.0, 0.05, "extra gain"),
     }
-    explorer = Explorer(
+    return Explorer(
         update,
         controls,
         caption="pick an activation, then find the init and gain that keep both curves flat; "
@@ -633,6 +656,6 @@ def propagation_explorer(
         title="Variance propagation at initialization",
         ncols=3,
         figsize=(12.5, 3.8),
+        clear=False,  # update re-plots on the kept axes (see clear_data)
+        state=state,
     )
-    explorer.state = state
-    return explorer
