@@ -312,3 +312,229 @@ def test_decay_rate():
         shrinkage.decay_rate([1.0, 0.0])
     with pytest.raises(ValueError, match="start"):
         shrinkage.decay_rate([1.0, 0.5], start=-1)
+
+
+# -- the seed experiment and its explorer ---------------------------------------------------------
+def test_relative_changes_equal_relative_change_at_every_step():
+    torch.manual_seed(0)
+    net = vg.mlp(2, 2, depth=3, width=4, activation="tanh")
+    rec = shrinkage.WeightRecorder(net)
+    _train(net, 9, [rec], optimizer="adam")
+    table = rec.relative_changes()
+    assert table.shape == (10, 4) and (table[0] == 0).all()
+    for step in rec.steps:
+        np.testing.assert_allclose(table[step], rec.relative_change(step=step), rtol=1e-12)
+
+
+def _seed_data():
+    X, y = vg.data.moons(80, 0.1, seed=0)
+    return vg.data.train_test_split(X, y, 0.25, seed=0)
+
+
+def _seed_experiment(**kw):
+    train, test = _seed_data()
+    kw = dict(depth=3, width=4, batch_size=16, eval_every=10, device="cpu", **kw)
+    return shrinkage.SeedExperiment(train, test, **kw)
+
+
+def _plain_seed_run(activation, optimizer, lr, seed, steps):
+    """The seed network trained with vgcourse.fit directly: the weights before and after."""
+    (X, y), test = _seed_data()
+    torch.manual_seed(seed)
+    net = vg.mlp(2, 1, depth=3, width=4, activation=activation, init="xavier_uniform")
+    before = shrinkage.snapshot(net)
+    history = vg.fit(
+        net,
+        (X, y),
+        steps=steps,
+        lr=lr,
+        optimizer=shrinkage.SEED_OPTIMIZERS[optimizer],
+        batch_size=16,
+        loss="bce",
+        seed=seed,
+        eval_data=test,
+        eval_every=10,
+        progress=False,
+    )
+    return shrinkage.relative_change(before, shrinkage.snapshot(net)), history
+
+
+def test_seed_experiment_runs_are_cached_and_prefixes_are_exact():
+    experiment = _seed_experiment()
+    run = experiment.run("sigmoid", "adam", 1e-2, 0, 20)
+    net, history, weights, spread = run
+    assert experiment.run("sigmoid", "adam", 0.01, 0, 20) is run  # cached
+    assert history.steps == 20 and weights.steps == list(range(21)) and spread.steps == [0, 10, 20]
+    assert net.hidden_layers[0].weight.device.type == "cpu"
+    change, plain = _plain_seed_run("sigmoid", "adam", 1e-2, 0, 20)
+    np.testing.assert_allclose(weights.relative_change(), change, rtol=1e-6)
+    np.testing.assert_array_equal(history.loss, plain.loss)
+    # a 10-step view read off the cached 20-step run equals a real 10-step run, bit for bit
+    view = experiment.curves("sigmoid", "adam", 1e-2, 0, 10)
+    assert len(experiment._runs) == 1, "the 10-step view should not train a new run"
+    short_change, short = _plain_seed_run("sigmoid", "adam", 1e-2, 0, 10)
+    assert view.steps == 10 and view.change.shape == (11, 4)
+    np.testing.assert_allclose(view.change[10], short_change, rtol=1e-6)
+    np.testing.assert_array_equal(view.loss, short.loss)
+    assert view.final_loss == short.final_loss
+    assert view.test_accuracy == short.eval_accuracy[-1]
+    # a step with no recorded test accuracy is trained on its own
+    odd = experiment.curves("sigmoid", "adam", 1e-2, 0, 15)
+    assert len(experiment._runs) == 2 and odd.steps == 15
+    assert "cached runs=2" in repr(experiment)
+
+
+def test_seed_experiment_optimizers_and_cache_limit():
+    experiment = _seed_experiment(cache_size=2)
+    sgd = experiment.run("sigmoid", "sgd", 1e-3, 0, 5)
+    keras = experiment.run("sigmoid", "adam-keras", 1e-3, 0, 5)
+    torch_adam = experiment.run("sigmoid", "adam", 1e-3, 0, 5)
+    assert len(experiment._runs) == 2 and experiment.run("sigmoid", "sgd", 1e-3, 0, 5) is not sgd
+    opt = shrinkage.SEED_OPTIMIZERS["adam-keras"]([torch.zeros(1, requires_grad=True)], lr=0.1)
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["eps"] == 1e-7  # Keras' epsilon
+    # Keras' larger epsilon damps the tiny first-layer gradients: a smaller first-layer change
+    assert keras.weights.relative_change()[0] < torch_adam.weights.relative_change()[0]
+    # SGD scales the step with the (small) gradient, Adam does not
+    assert sgd.weights.relative_change()[0] < 1e-2 * keras.weights.relative_change()[0]
+
+
+def test_seed_experiment_on_every_device(device):
+    train, test = _seed_data()
+    experiment = shrinkage.SeedExperiment(
+        train, test, depth=3, width=4, batch_size=16, eval_every=10, device=device
+    )
+    net, history, weights, _ = experiment.run("sigmoid", "adam", 1e-2, 0, 10)
+    assert next(net.parameters()).device.type == device.type
+    change, plain = _plain_seed_run("sigmoid", "adam", 1e-2, 0, 10)  # on the CPU
+    np.testing.assert_allclose(weights.relative_change(), change, rtol=1e-4)
+    np.testing.assert_allclose(history.loss, plain.loss, rtol=1e-4)
+
+
+def test_seed_experiment_rejects_bad_arguments():
+    train, test = _seed_data()
+    with pytest.raises(TypeError, match="train must be a pair"):
+        shrinkage.SeedExperiment(train[0])
+    with pytest.raises(TypeError, match="test must be a pair"):
+        shrinkage.SeedExperiment(train, test[0])
+    with pytest.raises(ValueError, match="same number of rows"):
+        shrinkage.SeedExperiment((train[0], train[1][:5]))
+    with pytest.raises(ValueError, match="depth must be an integer >= 1"):
+        shrinkage.SeedExperiment(train, depth=0)
+    experiment = shrinkage.SeedExperiment(train, device="cpu")
+    assert experiment.eval_every == vg.epochs_to_steps(100, len(train[0]), 32)
+    with pytest.raises(ValueError, match="optimizer must be one of 'adam', 'adam-keras', 'sgd'"):
+        experiment.run(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="activation"):
+        experiment.run(activation="sigmoidd")
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+        experiment.curves(lr=0.0)
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+        experiment.run(steps=0)
+
+
+@pytest.fixture(scope="module")
+def seed_explorer():
+    experiment = _seed_experiment()
+    explorer = shrinkage.seed_experiment_explorer(
+        experiment,
+        steps=(10, 20),
+        article_steps=10,
+        seeds=(0, 1),
+        lrs=(1e-3, 1e-2, 1e-1),
+        step_increment=2,
+        smooth=3,
+    )
+    return experiment, explorer
+
+
+def test_seed_experiment_explorer_every_control(seed_explorer):
+    experiment, explorer = seed_explorer
+    explorer.reset()
+    first_readout, defaults = explorer.readout, explorer.values()
+    assert defaults == dict(
+        at_step=10, activation="sigmoid", optimizer="adam", lr=1e-3, seed=0, steps=20
+    )
+    changes = [
+        dict(at_step=4),
+        dict(activation="relu"),
+        dict(optimizer="sgd"),
+        dict(lr=1e-1),
+        dict(seed=1),
+        dict(steps=10, at_step=18),  # t is capped at the run's length
+    ]
+    for change in changes:
+        readout, png = explorer.readout, explorer.png
+        explorer.set(**change)
+        assert explorer.error is None, (change, explorer.error)
+        assert explorer.png != png, f"{change}: the plot did not change"
+        assert explorer.readout != readout, f"{change}: the readout did not change"
+        v = explorer.values()
+        t = min(v["at_step"], v["steps"])
+        expected_change, history = _plain_seed_run(
+            v["activation"], v["optimizer"], v["lr"], v["seed"], t
+        )
+        state = explorer.state
+        assert state["t"] == t and f"at step {t}:" in explorer.readout
+        np.testing.assert_allclose(state["change"], expected_change, rtol=1e-5, atol=1e-12)
+        full_change, full = _plain_seed_run(
+            v["activation"], v["optimizer"], v["lr"], v["seed"], v["steps"]
+        )
+        np.testing.assert_array_equal(state["curves"].loss, full.loss)
+        np.testing.assert_allclose(state["loss"], np.convolve(full.loss, np.ones(3) / 3, "valid"))
+        assert f"loss {full.final_loss:.3f}" in explorer.readout
+        assert f"test acc {full.eval_accuracy[-1]:.0%}" in explorer.readout
+    explorer.reset()
+    assert explorer.values() == defaults and explorer.readout == first_readout
+
+
+def test_seed_experiment_explorer_step_slider_does_not_train(seed_explorer):
+    experiment, explorer = seed_explorer
+    explorer.reset()
+    runs = dict(experiment._runs)
+    for t in (0, 6, 12, 20):
+        explorer.set(at_step=t)
+        assert explorer.state["t"] == t and explorer.error is None
+    assert dict(experiment._runs) == runs, "moving the step slider should reuse the cached run"
+    np.testing.assert_allclose(
+        explorer.state["change"],
+        experiment.run("sigmoid", "adam", 1e-3, 0, 20).weights.relative_change(step=20),
+        rtol=1e-12,
+    )
+
+
+def test_seed_experiment_explorer_redraws_after_a_failed_setting(seed_explorer, monkeypatch):
+    experiment, explorer = seed_explorer
+    explorer.reset()
+
+    def fail(*args, **kw):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(experiment, "curves", fail)
+    explorer.set(at_step=8)
+    assert explorer.error == "out of memory" and "cannot compute" in explorer.readout
+    monkeypatch.undo()
+    explorer.set(at_step=6)
+    assert explorer.error is None and explorer.state["t"] == 6
+    bars = explorer.axes[0].patches
+    assert len(bars) == 4  # rebuilt: 3 hidden layers and the output layer
+    expected = np.maximum(
+        experiment.run("sigmoid", "adam", 1e-3, 0, 20).weights.relative_change(step=6), 1e-12
+    )
+    np.testing.assert_allclose([b.get_height() for b in bars], expected, rtol=1e-12)
+    explorer.reset()
+
+
+def test_seed_experiment_explorer_rejects_bad_arguments():
+    experiment = _seed_experiment()
+    with pytest.raises(TypeError, match="SeedExperiment"):
+        shrinkage.seed_experiment_explorer("experiment")
+    with pytest.raises(TypeError, match="steps must be a non-empty sequence"):
+        shrinkage.seed_experiment_explorer(experiment, steps=())
+    with pytest.raises(ValueError, match="lr must be one of"):
+        shrinkage.seed_experiment_explorer(experiment, lr=0.5)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        shrinkage.seed_experiment_explorer(experiment, optimizer="adagrad")
+    with pytest.raises(ValueError, match="activation"):
+        shrinkage.seed_experiment_explorer(experiment, activations=("sigmoid", "sigmoidd"))
+    with pytest.raises(ValueError, match="at_step must be <= the longest run"):
+        shrinkage.seed_experiment_explorer(experiment, steps=(5, 10), at_step=11)

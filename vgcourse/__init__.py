@@ -12,6 +12,7 @@ The public API (a stable contract; see the course design):
 
 from . import (
     activations,
+    backprop,
     batched,
     checks,
     data,
@@ -42,6 +43,7 @@ __all__ = [
     "activation",
     "ACTIVATIONS",
     "activations",
+    "backprop",
     "batched",
     "by_scale",
     "checks",

@@ -1,6 +1,6 @@
-r"""Chain-rule shrinkage: products of derivatives, weight-change records, and contracting maps.
+r"""Chain-rule shrinkage: products of derivatives, weight changes, the seed experiment, contracting maps.
 
-Lesson 02 ("chain-rule shrinkage") and later lessons use three groups of helpers.
+Lesson 02 ("chain-rule shrinkage") and later lessons use four groups of helpers.
 
 **Products of chain-rule factors.** For a chain of one-unit layers
 :math:`h_i = \phi(a_i)`, :math:`a_i = w_i h_{i-1} + b_i`, :math:`h_0 = x`, the chain rule gives
@@ -23,6 +23,12 @@ same product: :func:`representation_spread` (recorded by :class:`SpreadRecorder`
 different the hidden representations of different inputs are; a tiny Jacobian product maps every
 input to nearly the same top-layer vector.
 
+**The seed experiment.** :class:`SeedExperiment` trains the seed articles' network (9 sigmoid
+layers of 10 units on ``make_moons``, Glorot-uniform weights, batch size 32, binary
+cross-entropy) with any activation, optimizer (:data:`SEED_OPTIMIZERS`), learning rate and seed,
+recording weights and representations at every step, and caches the runs;
+:func:`seed_experiment_explorer` replays them interactively.
+
 **Contracting maps** (Bengio, Simard & Frasconi 1994, Sec. III-IV). The one-neuron latch
 :math:`a_t = w \tanh(a_{t-1}) + h_t` has, for :math:`w > 1`, two attractors :math:`\pm a^*` with
 :math:`a^* = w \tanh a^*`. Near an attractor the map contracts with rate
@@ -40,16 +46,23 @@ spectral radius of the Jacobian :math:`\mathrm{diag}(1 - h^{*2}) W` at the fixed
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from . import activations as _act
-from ._validate import check_int, check_positive, check_tensor
+from ._validate import check_choice, check_int, check_positive, check_tensor
 
 __all__ = [
+    "SEED_OPTIMIZERS",
+    "SeedCurves",
+    "SeedExperiment",
+    "SeedRun",
     "SpreadRecorder",
     "WeightRecorder",
     "chain_factors",
@@ -64,6 +77,7 @@ __all__ = [
     "representation_spread",
     "rnn_fixed_point_rate",
     "rnn_jacobian_norms",
+    "seed_experiment_explorer",
     "snapshot",
     "tracked_weights",
 ]
@@ -331,6 +345,19 @@ class WeightRecorder:
             ]
         )
 
+    def relative_changes(self) -> np.ndarray:
+        r"""(recorded steps + 1, layers): :meth:`relative_change` at every recorded step, in one pass.
+
+        Row :math:`k` is :math:`\|W^{(t_k)} - W^{(0)}\|_F / \|W^{(0)}\|_F` for the recorded step
+        :math:`t_k` = ``steps[k]`` (``inf`` for a layer that starts at zero).
+        """
+        cols = []
+        for w in self._per_layer():
+            start = w[0].norm()
+            change = (w - w[0]).norm(dim=1)
+            cols.append(change / start if float(start) > 0 else torch.full_like(change, math.inf))
+        return torch.stack(cols, dim=1).numpy()
+
     def update_ratios(self) -> np.ndarray:
         r"""(recorded steps, layers): update:data ratio :math:`\|W^{(t)} - W^{(t-1)}\|_F / \|W^{(t-1)}\|_F`.
 
@@ -411,6 +438,380 @@ class SpreadRecorder:
     def spread(self) -> np.ndarray:
         """(records, hidden layers): the spread of each hidden layer at each recorded step."""
         return np.stack(self._rows)
+
+
+# -- the seed experiment (lesson 02) ------------------------------------------------------------------
+def _keras_adam(params, lr: float) -> torch.optim.Optimizer:
+    """Adam with Keras' epsilon, 1e-7 (PyTorch's default is 1e-8)."""
+    return torch.optim.Adam(params, lr=lr, eps=1e-7)
+
+
+#: The optimizers of the seed experiment, name -> what :func:`vgcourse.fit` accepts: PyTorch's Adam
+#: (:math:`\varepsilon = 10^{-8}`), Adam with Keras' :math:`\varepsilon = 10^{-7}`, and plain SGD.
+SEED_OPTIMIZERS: dict[str, Any] = {"adam": "adam", "adam-keras": _keras_adam, "sgd": "sgd"}
+
+
+class SeedRun(NamedTuple):
+    """One trained configuration of :class:`SeedExperiment` (unpacks as ``net, history, weights, spread``).
+
+    ``history`` is :func:`vgcourse.fit`'s :class:`vgcourse.History`, ``weights`` a
+    :class:`WeightRecorder` (every tracked weight matrix after every step) and ``spread`` a
+    :class:`SpreadRecorder` (representation spread of the training inputs every ``spread_every``
+    steps).
+    """
+
+    net: nn.Module
+    history: Any
+    weights: WeightRecorder
+    spread: SpreadRecorder
+
+
+class SeedCurves(NamedTuple):
+    """What a run of ``steps`` steps recorded, as plain arrays (see :meth:`SeedExperiment.curves`).
+
+    ``change`` is (steps + 1, layers): the relative weight change of each tracked layer at each
+    step; ``loss`` (steps,) the mini-batch training loss; ``final_loss`` the mean loss over the
+    last 10% of the steps (as :attr:`vgcourse.History.final_loss`); ``test_accuracy`` the accuracy
+    on the test data after ``steps`` steps (nan without test data, or when training diverged).
+    """
+
+    steps: int
+    change: np.ndarray
+    loss: np.ndarray
+    final_loss: float
+    test_accuracy: float
+
+
+class SeedExperiment:
+    r"""The seed articles' experiment, trainable with any activation, optimizer, learning rate and seed.
+
+    The seed articles (Keras walk-throughs of the vanishing gradient problem) train 9 sigmoid
+    hidden layers of 10 units on ``make_moons`` with Adam (:math:`\eta = 10^{-3}`), binary
+    cross-entropy, batch size 32 and Keras' default Glorot-uniform weights with zero biases, and
+    compare the first layer's weights before and after 100 epochs. :meth:`run` trains
+    ``vgcourse.mlp(in, 1, depth, width, activation, init="xavier_uniform")`` with
+    ``vgcourse.fit(loss="bce")`` on ``train`` (on ``device``, default :func:`vgcourse.get_device`),
+    recording every tracked weight matrix after every step (:class:`WeightRecorder`) and the
+    representation spread of the training inputs (:class:`SpreadRecorder`); ``test`` is evaluated
+    every ``eval_every`` steps (default: 100 epochs) and at the end.
+
+    Runs are cached per setting (the ``cache_size`` most recently used are kept; a run keeps one
+    float32 copy of the tracked weights per step, 3.3 kB for the 9x10 net, 4 MB for 1200 steps). Since
+    :func:`vgcourse.fit` draws its mini-batches from its own seeded generator, the first :math:`t`
+    steps of a run do not depend on how many steps it has in total: :meth:`curves` therefore reads a
+    short run off a longer cached run with the same settings (the same numbers, bit for bit).
+    """
+
+    def __init__(
+        self,
+        train,
+        test=None,
+        *,
+        depth: int = 9,
+        width: int = 10,
+        batch_size: int = 32,
+        eval_every: int | None = None,
+        spread_every: int = 10,
+        device: torch.device | str | None = None,
+        cache_size: int = 64,
+    ):
+        from ._validate import check_xy
+        from .device import get_device
+        from .train import epochs_to_steps
+
+        if not isinstance(train, (tuple, list)) or len(train) != 2:
+            raise TypeError(f"train must be a pair (X, y) of tensors, got {type(train).__name__}")
+        self.X_train, self.y_train = check_xy(*train)
+        if test is not None:
+            if not isinstance(test, (tuple, list)) or len(test) != 2:
+                raise TypeError(
+                    f"test must be a pair (X, y) of tensors or None, got {type(test).__name__}"
+                )
+            test = check_xy(*test)
+        self.test = test
+        self.depth = check_int("depth", depth, minimum=1)
+        self.width = check_int("width", width, minimum=1)
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.eval_every = check_int(
+            "eval_every",
+            epochs_to_steps(100, len(self.X_train), self.batch_size)
+            if eval_every is None
+            else eval_every,
+            minimum=1,
+        )
+        self.spread_every = check_int("spread_every", spread_every, minimum=1)
+        self.device = get_device(device)
+        self.cache_size = check_int("cache_size", cache_size, minimum=1)
+        self._runs: OrderedDict[tuple, SeedRun] = OrderedDict()
+        self._curves = lru_cache(maxsize=4 * self.cache_size)(self._compute_curves)
+
+    def _key(self, activation, optimizer, lr, seed, steps) -> tuple:
+        _act.canonical_name(activation)
+        if optimizer not in SEED_OPTIMIZERS:
+            raise ValueError(
+                f"optimizer must be one of {', '.join(map(repr, SEED_OPTIMIZERS))}; got {optimizer!r}"
+            )
+        return (
+            activation,
+            optimizer,
+            check_positive("lr", lr),
+            check_int("seed", seed, minimum=0),
+            check_int("steps", steps, minimum=1),
+        )
+
+    def run(
+        self,
+        activation: str = "sigmoid",
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        seed: int = 0,
+        steps: int = 700,
+    ) -> SeedRun:
+        """Train one configuration (or return it from the cache): ``(net, history, weights, spread)``."""
+        key = self._key(activation, optimizer, lr, seed, steps)
+        if key in self._runs:
+            self._runs.move_to_end(key)
+            return self._runs[key]
+        result = self._train(*key)
+        self._runs[key] = result
+        while len(self._runs) > self.cache_size:
+            self._runs.popitem(last=False)
+        return result
+
+    def _train(self, activation: str, optimizer: str, lr: float, seed: int, steps: int) -> SeedRun:
+        from .models import mlp
+        from .train import fit
+
+        torch.manual_seed(seed)
+        net = mlp(
+            self.X_train.shape[1],
+            1,
+            depth=self.depth,
+            width=self.width,
+            activation=activation,
+            init="xavier_uniform",
+            device=self.device,
+        )
+        weights = WeightRecorder(net)
+        spread = SpreadRecorder(net, self.X_train, every=self.spread_every)
+        history = fit(
+            net,
+            (self.X_train, self.y_train),
+            steps=steps,
+            lr=lr,
+            optimizer=SEED_OPTIMIZERS[optimizer],
+            batch_size=self.batch_size,
+            loss="bce",
+            seed=seed,
+            eval_data=self.test,
+            eval_every=self.eval_every if self.test is not None else None,
+            callbacks=[weights, spread],
+            progress=False,
+        )
+        return SeedRun(net, history, weights, spread)
+
+    def _source(self, key: tuple) -> tuple:
+        """The shortest cached run that covers the run ``key`` asks for (``key`` itself if none)."""
+        *settings, steps = key
+        covering = []
+        for other, run in self._runs.items():
+            if list(other[:-1]) != settings or other[-1] < steps:
+                continue
+            if run.history.diverged_at is not None and other != key:
+                continue  # a run that diverged is only used for exactly its own setting
+            if self.test is not None and other != key and steps not in run.history.eval_steps:
+                continue  # no test accuracy recorded at that step: train the run itself
+            covering.append(other)
+        return min(covering, key=lambda k: k[-1], default=key)
+
+    def curves(
+        self,
+        activation: str = "sigmoid",
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        seed: int = 0,
+        steps: int = 700,
+    ) -> SeedCurves:
+        """Relative weight change per step and layer, losses and test accuracy of one run (cached).
+
+        Read off the shortest cached run with the same settings that covers ``steps`` steps (and
+        has the test accuracy at step ``steps``), else off :meth:`run`.
+        """
+        key = self._key(activation, optimizer, lr, seed, steps)
+        source = self._source(key)
+        return self._curves(source, steps)
+
+    def _compute_curves(self, source: tuple, steps: int) -> SeedCurves:
+        _, history, weights, _ = self.run(*source)
+        steps = min(steps, history.steps)  # a run that diverged stops early
+        loss = np.asarray(history.loss[:steps], dtype=float)
+        k = max(1, steps // 10)
+        accuracy = float("nan")
+        if self.test is not None and steps in history.eval_steps:  # not when training diverged
+            accuracy = history.eval_accuracy[history.eval_steps.index(steps)]
+        return SeedCurves(
+            steps=steps,
+            change=weights.relative_changes()[: steps + 1],
+            loss=loss,
+            final_loss=float(np.mean(loss[-k:])),
+            test_accuracy=float(accuracy),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"SeedExperiment(depth={self.depth}, width={self.width}, batch_size={self.batch_size}, "
+            f"train={len(self.X_train)}, cached runs={len(self._runs)}, device={self.device})"
+        )
+
+
+class _SeedPanels:
+    """The seed explorer's two panels, drawn once and then updated in place (``Explorer(clear=False)``).
+
+    Left: one bar per tracked layer (log scale, fixed limits). Right: the running-mean training
+    loss with the article's length and the chosen step as vertical lines.
+    """
+
+    def __init__(self, axes: list, layer_names: list[str], article_steps: int):
+        from matplotlib.ticker import NullLocator
+
+        n = len(layer_names)
+        colors = ["C3"] + ["C0"] * (n - 2) + ["C2"] if n > 1 else ["C3"]
+        self.ax_change, self.ax_loss = axes[0], axes[1]
+        self.bars = self.ax_change.bar(layer_names, [1.0] * n, color=colors)
+        self.ax_change.set(
+            yscale="log",
+            ylim=(1e-12, 10),
+            xlabel="layer (1 = input side)",
+            ylabel=r"$\|W_t - W_0\| / \|W_0\|$",
+        )
+        self.ax_change.yaxis.set_minor_locator(NullLocator())
+        (self.loss,) = self.ax_loss.plot([], [], lw=1)
+        self.ax_loss.axvline(article_steps, color="grey", ls="--", lw=1, label="100 epochs")
+        self.step = self.ax_loss.axvline(0, color="C3", lw=1.5, label="step 0")
+        self.ax_loss.set(xlabel="step", title="training loss")
+        self.legend = self.ax_loss.legend(fontsize=7)
+
+    def show(self, change: np.ndarray, t: int, loss: np.ndarray, width: int) -> None:
+        for bar, value in zip(self.bars, np.maximum(change, 1e-12)):
+            bar.set_height(value)
+        self.ax_change.set_title(f"relative weight change at step {t}")
+        self.loss.set_data(np.arange(width - 1, width - 1 + len(loss)), loss)
+        self.step.set_xdata([t, t])
+        self.legend.get_texts()[1].set_text(f"step {t}")
+        self.ax_loss.set_ylabel(f"training loss ({width}-step mean)")
+        self.ax_loss.relim()
+        self.ax_loss.autoscale_view()
+
+
+def seed_experiment_explorer(
+    experiment: SeedExperiment,
+    *,
+    steps: Sequence[int] = (700, 1200),
+    article_steps: int = 700,
+    activations: Sequence[str] = ("sigmoid", "tanh", "relu"),
+    lrs: Sequence[float] = (1e-3, 1e-2, 1e-1, 1.0),
+    seeds: Sequence[int] = (0, 1, 2),
+    activation: str = "sigmoid",
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    seed: int = 0,
+    at_step: int | None = None,
+    step_increment: int = 50,
+    smooth: int = 20,
+):
+    r"""Explorer: replay the seed experiment (:class:`SeedExperiment`) with any activation and optimizer.
+
+    Left: the relative weight change :math:`\|W_t - W_0\|_F / \|W_0\|_F` of every layer (1 = input
+    side, red; output, green) at the chosen step :math:`t`, log scale. Right: the training loss
+    (``smooth``-step running mean) with :math:`t` and the article's 100 epochs (``article_steps``)
+    marked. Under SGD the first layer's bar collapses (its gradient is the product of nine small
+    Jacobians); under Adam, whose step is about :math:`\eta\,\mathrm{sign}(g)` (Kingma & Ba 2015,
+    Sec. 2.1), it is the tallest, and the loss still sits at :math:`\ln 2` for 100 epochs.
+
+    A new activation / optimizer / learning rate / seed / length trains the network once
+    (:meth:`SeedExperiment.run`, cached, and shared with the lesson's own calls); the "show step"
+    slider, the first control, only indexes into the cached per-step curves
+    (:meth:`SeedExperiment.curves`). ``explorer.state`` holds the last ``settings``, the step
+    ``t``, the per-layer ``change`` at ``t``, the ``loss`` curve and the :class:`SeedCurves`.
+    """
+    from .widgets import Explorer, dropdown, slider
+
+    if not isinstance(experiment, SeedExperiment):
+        raise TypeError(
+            f"experiment must be a vgcourse.shrinkage.SeedExperiment, got {type(experiment).__name__}"
+        )
+    if isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence) or not steps:
+        raise TypeError(f"steps must be a non-empty sequence of step counts, got {steps!r}")
+    steps = [check_int("steps[i]", s, minimum=1) for s in steps]
+    article_steps = check_int("article_steps", article_steps, minimum=1)
+    for name, options, value in (
+        ("activation", activations, activation),
+        ("lr", lrs, lr),
+        ("seed", seeds, seed),
+    ):
+        if isinstance(options, (str, bytes)) or not isinstance(options, Sequence) or not options:
+            raise TypeError(f"{name}s must be a non-empty sequence, got {options!r}")
+        check_choice(name, value, options)
+    for a in activations:
+        _act.canonical_name(a)
+    check_choice("optimizer", optimizer, SEED_OPTIMIZERS)
+    step_increment = check_int("step_increment", step_increment, minimum=1)
+    smooth = check_int("smooth", smooth, minimum=1)
+    longest = max(steps)
+    at_step = check_int("at_step", article_steps if at_step is None else at_step, minimum=0)
+    if at_step > longest:
+        raise ValueError(f"at_step must be <= the longest run ({longest} steps), got {at_step}")
+    n_layers = experiment.depth + 1
+    layer_names = [str(i) for i in range(1, n_layers)] + ["out"]
+    state: dict[str, Any] = {}
+    panels: list[_SeedPanels] = []
+
+    def update(axes, at_step, activation, optimizer, lr, seed, steps) -> str:
+        curves = experiment.curves(activation, optimizer, float(lr), int(seed), int(steps))
+        t = min(int(at_step), len(curves.change) - 1)
+        change = curves.change[t]
+        width = min(smooth, len(curves.loss))
+        running = np.convolve(curves.loss, np.ones(width) / width, mode="valid")
+        state.update(
+            settings=dict(
+                activation=activation, optimizer=optimizer, lr=lr, seed=seed, steps=steps
+            ),
+            t=t,
+            change=change,
+            loss=running,
+            curves=curves,
+        )
+        if not axes[0].patches:  # a fresh figure, or the explorer wiped it after an error
+            panels[:] = [_SeedPanels(axes, layer_names, article_steps)]
+        panels[0].show(change, t, running, width)
+        accuracy = (
+            "" if math.isnan(curves.test_accuracy) else f", test acc {curves.test_accuracy:.0%}"
+        )
+        return (
+            f"{activation} + {optimizer} (lr {lr:g}, seed {seed}) at step {t}: layer-1 change "
+            f"{change[0]:.2g}, output {change[-1]:.2g} | after {curves.steps} steps: loss "
+            f"{curves.final_loss:.3f}{accuracy}"
+        )
+
+    controls = {
+        "at_step": slider(at_step, 0, longest, step_increment, "show step", integer=True),
+        "activation": dropdown(list(activations), activation, "activation"),
+        "optimizer": dropdown(list(SEED_OPTIMIZERS), optimizer, "optimizer"),
+        "lr": dropdown(list(lrs), lr, "learning rate"),
+        "seed": dropdown(list(seeds), seed, "seed"),
+        "steps": dropdown(steps, longest, "train for"),
+    }
+    explorer = Explorer(
+        update,
+        controls,
+        caption="slide through training; switch adam to sgd and watch layer 1's bar collapse; "
+        "then try relu, or sgd with lr 0.1. A new setting trains once (a few seconds); the rest "
+        "is cached.",
+        title="Seed experiment: which layers move, and when?",
+        clear=False,  # the panels move their artists: no ticks and texts rebuilt per redraw
+    )
+    explorer.state = state
+    return explorer
 
 
 # -- contracting maps (Bengio, Simard & Frasconi 1994) ---------------------------------------------
