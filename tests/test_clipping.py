@@ -279,3 +279,222 @@ def test_plot_norm_trace_marks_clipped_steps_and_divergence():
     with pytest.raises(TypeError, match="History"):
         clipping.plot_norm_trace(np.ones(5))
     plt.close("all")
+
+
+# -- the training experiment and the explorer ---------------------------------------------------
+
+SMALL = dict(depth=4, width=8, gain=1.5, steps=15, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def spirals():
+    return vg.data.spirals(90, 3, 0.2, seed=0)
+
+
+def _fit_directly(X, y, *, lr, clip_norm, seed, depth, width, gain, steps, batch_size):
+    """The same run, built and trained without ClippingExperiment."""
+    torch.manual_seed(seed)
+    net = vg.mlp(
+        2,
+        3,
+        depth=depth,
+        width=width,
+        activation="relu",
+        init="kaiming_normal",
+        gain=gain * math.sqrt(2),
+        device="cpu",
+    )
+    h = vg.fit(
+        net,
+        (X, y),
+        steps=steps,
+        lr=lr,
+        optimizer="sgd",
+        batch_size=batch_size,
+        clip_norm=clip_norm,
+        seed=seed,
+        record=False,
+    )
+    return h, net
+
+
+def test_experiment_net_is_he_init_times_gain(spirals):
+    X, y = spirals
+    exp = clipping.ClippingExperiment(X, y, depth=2, width=400, gain=2.0, device="cpu")
+    net = exp.net(seed=3)
+    w = net.hidden_layers[1].weight.detach()  # fan_in 400
+    assert float(w.std()) == pytest.approx(2.0 * math.sqrt(2 / 400), rel=0.02)
+    assert all(float(lin.bias.detach().abs().max()) == 0 for lin in net.hidden_layers)
+    assert torch.equal(exp.net(seed=3).hidden_layers[0].weight, net.hidden_layers[0].weight)
+    assert not torch.equal(exp.net(seed=4).hidden_layers[0].weight, net.hidden_layers[0].weight)
+
+
+def test_experiment_run_is_the_fit_those_settings_give_and_is_cached(spirals):
+    X, y = spirals
+    exp = clipping.ClippingExperiment(X, y, **SMALL, device="cpu")
+    run = exp.run(0.05, 0.5, seed=1)
+    h, net = _fit_directly(X, y, lr=0.05, clip_norm=0.5, seed=1, **SMALL)
+    np.testing.assert_array_equal(run.history.loss, h.loss)
+    np.testing.assert_array_equal(run.history.clipped, h.clipped)
+    assert run.history.clipped.any()  # the threshold is low enough to act
+    assert (run.loss, run.accuracy) == vg.evaluate(net, (X, y))
+    assert exp.run(0.05, 0.5, 1) is run  # cached: not trained again
+    assert exp.run(0.05, None, 1) is not run and not exp.run(0.05, None, 1).history.clipped.any()
+    assert "cached runs=2" in repr(exp)
+
+
+def test_experiment_trains_on_the_chosen_device(spirals, device):
+    X, y = spirals
+    exp = clipping.ClippingExperiment(X, y, **SMALL, device=device)
+    assert exp.X.device.type == device.type
+    assert next(exp.net(0).parameters()).device.type == device.type
+    run = exp.run(0.05, 0.5, 0)
+    assert run.history.diverged_at is None and np.isfinite(run.history.loss).all()
+    assert 0 <= run.accuracy <= 1
+
+
+def test_experiment_run_that_diverges_has_nan_loss(spirals):
+    X, y = spirals
+    exp = clipping.ClippingExperiment(X, y, depth=10, width=32, gain=1.5, steps=30, device="cpu")
+    run = exp.run(0.5, None, 0)
+    assert run.history.diverged_at is not None
+    assert math.isnan(run.loss) and math.isnan(run.accuracy)
+    assert exp.run(0.5, 1.0, 0).history.diverged_at is None  # clipping stops the NaN
+
+
+def test_experiment_bad_arguments(spirals):
+    X, y = spirals
+    with pytest.raises(TypeError, match="X must be"):
+        clipping.ClippingExperiment([[0.0, 1.0]], y)
+    with pytest.raises(ValueError, match="same number of rows"):
+        clipping.ClippingExperiment(X[:10], y)
+    with pytest.raises(ValueError, match="2-D float"):
+        clipping.ClippingExperiment(X[:, 0], y)
+    with pytest.raises(ValueError, match="class indices"):
+        clipping.ClippingExperiment(X, y.float())
+    for kw, exc in [
+        (dict(depth=0), ValueError),
+        (dict(width=2.5), TypeError),
+        (dict(gain=-1.0), ValueError),
+        (dict(steps=0), ValueError),
+        (dict(batch_size=0), ValueError),
+        (dict(cache_size=0), ValueError),
+    ]:
+        with pytest.raises(exc, match=next(iter(kw))):
+            clipping.ClippingExperiment(X, y, **kw)
+    exp = clipping.ClippingExperiment(X, y, **SMALL, device="cpu")
+    with pytest.raises(ValueError, match="lr"):
+        exp.run(0.0)
+    with pytest.raises(ValueError, match="clip_norm"):
+        exp.run(0.1, -1.0)
+    with pytest.raises(ValueError, match="seed"):
+        exp.run(0.1, None, -1)
+    with pytest.raises(ValueError, match="seed"):
+        exp.net(-1)
+
+
+def _threshold_line(ax):
+    return [
+        line
+        for line in ax.lines
+        if line.get_visible() and str(line.get_label()).startswith("threshold")
+    ]
+
+
+def test_clipping_explorer_every_control_redraws_with_the_right_run(spirals):
+    X, y = spirals
+    exp = clipping.ClippingExperiment(X, y, **SMALL, device="cpu")
+    ref = float(np.mean(exp.run(0.01, None, 0).history.total_grad_norm))
+    explorer = clipping.clipping_explorer(exp, reference_norm=ref, lr=0.1, multiplier=1.0)
+    first_readout, first_png = explorer.readout, explorer.png
+    assert explorer.error is None and "threshold" in first_readout and first_png
+    assert explorer.state["clip_norm"] == ref and explorer.state["lr"] == 0.1
+    assert explorer.state["history"] is exp.run(0.1, ref, 0).history  # shared with the experiment
+
+    def check(readout_before, png_before, lr, clip_norm):
+        assert explorer.error is None
+        assert explorer.readout != readout_before and explorer.png != png_before
+        state = explorer.state
+        assert state["lr"] == lr and state["clip_norm"] == clip_norm
+        h, net = _fit_directly(X, y, lr=lr, clip_norm=clip_norm, seed=0, **SMALL)
+        np.testing.assert_array_equal(state["history"].loss, h.loss)
+        np.testing.assert_array_equal(state["history"].total_grad_norm, h.total_grad_norm)
+        if h.diverged_at is None:
+            assert (state["loss"], state["accuracy"]) == vg.evaluate(net, (X, y))
+        norms = h.total_grad_norm
+        expected_clipped = 0.0 if clip_norm is None else float(np.mean(norms > clip_norm))
+        assert state["clipped_fraction"] == pytest.approx(expected_clipped)
+        lines = _threshold_line(explorer.axes[1])
+        if clip_norm is None:
+            assert not lines and "threshold off" in explorer.readout
+        else:
+            assert len(lines) == 1 and lines[0].get_ydata()[0] == pytest.approx(clip_norm)
+        trace = explorer.axes[1].lines[0]  # the plotted norms are this run's
+        np.testing.assert_array_equal(
+            trace.get_ydata()[np.isfinite(norms)], norms[np.isfinite(norms)]
+        )
+        assert f"lr {lr:.3g}" in explorer.readout
+        assert explorer.axes[0].get_title() == f"Mini-batch loss (lr = {lr:.3g})"
+
+    steps = [
+        (dict(lr=0.3), 0.3, ref),
+        (dict(multiplier=10.0), 0.3, 10.0 * ref),
+        (dict(clip=False), 0.3, None),
+    ]
+    for change, lr, clip_norm in steps:
+        readout, png = explorer.readout, explorer.png
+        explorer.set(**change)
+        check(readout, png, lr, clip_norm)
+    assert explorer.redraws == 1 + len(steps)
+
+    explorer.reset()
+    assert explorer.values() == {"lr": 0.1, "multiplier": 1.0, "clip": True}
+    assert explorer.readout == first_readout and explorer.state["clip_norm"] == ref
+    assert explorer.error is None
+
+
+def test_clipping_explorer_bad_arguments(spirals):
+    X, y = spirals
+    exp = clipping.ClippingExperiment(X, y, **SMALL, device="cpu")
+    with pytest.raises(TypeError, match="ClippingExperiment"):
+        clipping.clipping_explorer((X, y), reference_norm=1.0)
+    with pytest.raises(ValueError, match="reference_norm"):
+        clipping.clipping_explorer(exp, reference_norm=0.0)
+    with pytest.raises(ValueError, match="lr must be between"):
+        clipping.clipping_explorer(exp, reference_norm=1.0, lr=3.0)
+    with pytest.raises(ValueError, match="multiplier must be between"):
+        clipping.clipping_explorer(exp, reference_norm=1.0, multiplier=1e-3)
+    with pytest.raises(TypeError, match="clip must be True or False"):
+        clipping.clipping_explorer(exp, reference_norm=1.0, clip="yes")
+    with pytest.raises(ValueError, match="seed"):
+        clipping.clipping_explorer(exp, reference_norm=1.0, seed=-2)
+
+
+def test_clipping_explorer_marks_a_divergence_and_clears_the_mark(spirals):
+    X, y = spirals
+    exp = clipping.ClippingExperiment(X, y, depth=10, width=32, gain=1.5, steps=30, device="cpu")
+    explorer = clipping.clipping_explorer(exp, reference_norm=1.0, lr=0.5, clip=False)
+    d = exp.run(0.5, None, 0).history.diverged_at
+    assert d is not None and f"diverged at step {d}" in explorer.readout
+    ax_loss, ax_norm = explorer.axes
+    assert ax_loss.texts[0].get_text() == f"diverged at step {d}"
+    assert list(ax_loss.lines[1].get_xdata()) == [d]  # the cross
+    assert any(t.get_text() == f"non-finite at step {d}" for t in ax_norm.texts)
+    explorer.set(clip=True)
+    assert explorer.state["history"].diverged_at is None and "loss on all data" in explorer.readout
+    assert ax_loss.texts[0].get_text() == "" and len(ax_loss.lines[1].get_xdata()) == 0
+    assert ax_norm.get_legend() is not None and explorer.error is None
+
+
+def test_explorer_lrs_are_the_slider_positions_and_reuse_runs_made_with_them(spirals):
+    lrs = clipping.explorer_lrs()
+    assert len(lrs) == 21 and lrs[0] == 0.01 and lrs[10] == 0.1 and lrs[-1] == 1.0
+    np.testing.assert_allclose(np.diff(np.log10(lrs)), 0.1, rtol=1e-9)
+    X, y = spirals
+    exp = clipping.ClippingExperiment(X, y, **SMALL, device="cpu")
+    made = exp.run(lrs[11], 2.0, 0)  # e.g. by a sweep in the lesson
+    explorer = clipping.clipping_explorer(exp, reference_norm=2.0)
+    explorer.set(lr=10**-0.9000000000000001)  # the same slider position, one bit off (a browser)
+    assert explorer.state["lr"] == lrs[11] and explorer.state["history"] is made.history
+    explorer.set(lr=0.3)  # between positions (set from code): trained as given
+    assert explorer.state["lr"] == 0.3
