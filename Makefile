@@ -7,7 +7,13 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: course test setup setup-test clean-notebooks lint benchmarks
+.PHONY: course test test-ipywidgets7 setup setup-test clean-notebooks lint benchmarks
+
+# ipywidgets 7.7 (what Colab ships): a second, minimal environment for the explorer tests
+VENV7 ?= build/venv-ipywidgets7
+EXPLORER_TESTS := tests/test_widgets.py tests/test_backprop.py tests/test_shrinkage.py \
+	tests/test_activation_study.py tests/test_variance.py tests/test_resnets.py \
+	tests/test_recurrent.py tests/test_clipping.py tests/test_capstone.py
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +29,15 @@ course: setup
 
 test: setup-test
 	$(PY) -m pytest
+
+test-ipywidgets7:
+	$(PYTHON) -m venv $(VENV7)
+	$(VENV7)/bin/python -c "import torch" 2>/dev/null || $(VENV7)/bin/pip install --quiet "torch==2.13.0"
+	$(VENV7)/bin/pip install --quiet "ipywidgets==7.7.*" ipykernel numpy matplotlib pillow \
+		scikit-learn scipy tqdm pytest
+	$(VENV7)/bin/pip install --quiet --no-deps -e .
+	$(VENV7)/bin/python -c "import ipywidgets; print('ipywidgets', ipywidgets.__version__)"
+	$(VENV7)/bin/python -m pytest -o addopts="" -p no:cacheprovider -q $(EXPLORER_TESTS)
 
 lint: setup-test
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
