@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from ._validate import check_int, check_positive, check_tensor
+from .backprop import TinyParams, chain_factors, params_of
 from .losses import LossSpec, get_loss
 
 Tensors = Union[torch.Tensor, Sequence[torch.Tensor]]
@@ -420,21 +421,9 @@ def step_size_sweep(
 
 # -- the lesson's 2-2-1 sigmoid network --------------------------------------------------------
 def _check_tiny_net(net: Any) -> nn.Sequential:
-    ok = (
-        isinstance(net, nn.Sequential)
-        and len(net) == 4
-        and isinstance(net[0], nn.Linear)
-        and isinstance(net[1], nn.Sigmoid)
-        and isinstance(net[2], nn.Linear)
-        and isinstance(net[3], nn.Sigmoid)
-        and net[2].out_features == 1
-        and net[2].in_features == net[0].out_features
-    )
-    if not ok:
-        raise TypeError(
-            "net must be nn.Sequential(nn.Linear(n_in, n_hidden), nn.Sigmoid(), "
-            "nn.Linear(n_hidden, 1), nn.Sigmoid())"
-        )
+    params_of(
+        net
+    )  # raises TypeError unless net is Sequential(Linear, Sigmoid, Linear(., 1), Sigmoid)
     return net
 
 
@@ -461,30 +450,12 @@ def chain_rule_factors(
     """
     net = _check_tiny_net(net)
     x = check_tensor("x", x, ndim=1)
-    n_in, n_hidden = net[0].in_features, net[0].out_features
+    n_in = net[0].in_features
     if x.shape[0] != n_in:
         raise ValueError(f"x must have {n_in} entries (the net's inputs), got {x.shape[0]}")
-    unit = check_int("unit", unit, minimum=0)
-    input = check_int("input", input, minimum=0)
-    if unit >= n_hidden:
-        raise ValueError(f"unit must be < {n_hidden} (hidden units), got {unit}")
-    if input >= n_in:
-        raise ValueError(f"input must be < {n_in} (inputs), got {input}")
-    y = float(y)
-    with torch.no_grad():
-        xd = x.detach().double()
-        W1, b1 = net[0].weight.detach().double(), net[0].bias.detach().double()
-        v, c = net[2].weight.detach().double()[0], net[2].bias.detach().double()[0]
-        h = torch.sigmoid(W1 @ xd + b1)
-        y_hat = torch.sigmoid(v @ h + c)
-    i, j = unit + 1, input + 1
-    return {
-        "dL/dy_hat": float(y_hat - y),
-        "dy_hat/dz_out": float(y_hat * (1 - y_hat)),
-        f"dz_out/dh{i}": float(v[unit]),
-        f"dh{i}/dz{i}": float(h[unit] * (1 - h[unit])),
-        f"dz{i}/dw{i}{j}": float(xd[input]),
-    }
+    params = TinyParams(*(t.double() for t in params_of(net)))
+    factors = chain_factors(params, x.detach().double(), float(y), unit=unit, input=input)
+    return {name: float(value) for name, value in factors.items()}
 
 
 def autograd_graph(tensor: torch.Tensor, *, max_nodes: int = 60) -> list[str]:
