@@ -285,7 +285,13 @@ class Clinic:
             data, batch, loss = self.rnn_data, self.rnn_batch, "mse"
         optimizer = train_kw.get("optimizer", "adam")
         before = diagnose(
-            net, *batch, loss=loss, train_steps=2, lr=train_kw["lr"], optimizer=optimizer
+            net,
+            *batch,
+            loss=loss,
+            train_steps=2,
+            lr=train_kw["lr"],
+            optimizer=optimizer,
+            clip_norm=train_kw.get("clip_norm"),  # the update:data ratio of the clipped step
         )
         history = fit(
             net,
