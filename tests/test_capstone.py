@@ -49,6 +49,7 @@ def independent_run(case, fix, seed, data):
         train_steps=2,
         lr=training["lr"],
         optimizer=training.get("optimizer", "adam"),
+        clip_norm=training.get("clip_norm"),
     )
     history = vg.fit(
         net,
