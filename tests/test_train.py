@@ -210,3 +210,133 @@ def test_layer_grad_norms_leaves_batch_norm_statistics_alone():
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), f"{k} changed"
     assert all(p.grad is None for p in net.parameters())
+
+
+def reference_fit_stats(net, X, y, *, steps, lr, batch_size):
+    """fit's training loop written out (same sampler, Adam, loss), with the statistics of
+    History.stats computed the plain way at every step: per-module hooks and one norm per tensor."""
+    from vgcourse.train import BatchSampler
+
+    acts_of_step, hooks = [], []
+    for m in net.modules():
+        key = vg.activations.name_of(m)
+        if key not in (None, "identity"):
+
+            def hook(m, inputs, out, key=key):
+                z, o = inputs[0].detach(), out.detach()
+                info = vg.activations.info(key)
+                d = vg.activations.module_derivative(m, z)
+                saturated = float((d < 0.1 * info.max_derivative).float().mean())
+                dead = float((z <= 0).all(dim=0).float().mean())
+                acts_of_step.append(
+                    [
+                        float(o.mean()),
+                        float(o.std()),
+                        saturated if info.family == "saturating" else 0.0,
+                        dead if info.family == "rectifier" else 0.0,
+                    ]
+                )
+
+            hooks.append(m.register_forward_hook(hook))
+    layers = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sampler = BatchSampler(len(X), batch_size, 0)
+    acts, grad_to_data, update_to_data = [], [], []
+    for _ in range(steps):
+        idx = sampler.next()
+        opt.zero_grad(set_to_none=True)
+        acts_of_step.clear()
+        torch.nn.functional.cross_entropy(net(X[idx]), y[idx]).backward()
+        acts.append(list(acts_of_step))
+        before = [m.weight.detach().clone() for m in layers]
+        grad_to_data.append(
+            [float(m.weight.grad.norm() / w.norm()) for m, w in zip(layers, before)]
+        )
+        opt.step()
+        update_to_data.append(
+            [float((m.weight.detach() - w).norm() / w.norm()) for m, w in zip(layers, before)]
+        )
+    for h in hooks:
+        h.remove()
+    acts = np.array(acts)  # (steps, layers, 4)
+    return {
+        "act_mean": acts[:, :, 0],
+        "act_std": acts[:, :, 1],
+        "saturated": acts[:, :, 2],
+        "dead": acts[:, :, 3],
+        "grad_to_data": np.array(grad_to_data),
+        "update_to_data": np.array(update_to_data),
+    }
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_fit_probe_stats_match_a_plain_computation(activation, monkeypatch):
+    monkeypatch.setattr(vg.probes, "PENDING_PASSES", 4)  # statistics computed in several batches
+    X, y = vg.data.moons(40, 0.1, seed=1)  # batches of 16, 16 and 8
+    kw = dict(depth=4, width=8, activation=activation, init="normal", std=1.5)
+    net = small_net(**kw)
+    h = vg.fit(net, (X, y), steps=9, lr=0.05, batch_size=16, probe_every=1, record=False)
+    expected = reference_fit_stats(small_net(**kw), X, y, steps=9, lr=0.05, batch_size=16)
+    assert h.stats_steps == list(range(9))
+    assert list(h.stats) == list(expected)
+    for key, value in expected.items():
+        assert h.stats[key].dtype == np.float64
+        np.testing.assert_allclose(h.stats[key], value, rtol=2e-5, atol=1e-6, err_msg=key)
+    interesting = "saturated" if activation == "sigmoid" else "dead"
+    assert h.stats[interesting].max() > 0.05  # the comparison covers a statistic that is not 0
+
+
+def test_fit_probe_every_1_and_3_agree_at_the_shared_steps(moons):
+    X, y = moons
+    h1 = vg.fit(small_net(depth=5), (X, y), steps=12, lr=1e-2, batch_size=64, probe_every=1)
+    h3 = vg.fit(small_net(depth=5), (X, y), steps=12, lr=1e-2, batch_size=64, probe_every=3)
+    assert h3.stats_steps == [0, 3, 6, 9] and h1.stats_steps == list(range(12))
+    assert h1.stats_layers == h3.stats_layers
+    np.testing.assert_array_equal(h1.loss, h3.loss)  # probing does not change the training
+    for key, value in h3.stats.items():
+        np.testing.assert_allclose(h1.stats[key][::3], value, rtol=1e-6, atol=1e-9, err_msg=key)
+
+
+def test_fit_removes_its_hooks_even_when_training_fails(moons):
+    X, y = moons
+    net = small_net()
+    with pytest.raises(ValueError, match="scalar"):
+        vg.fit(net, (X, y), steps=3, lr=1e-2, probe_every=1, loss=lambda out, t: out.sum(1))
+    assert all(not m._forward_hooks for m in net.modules())
+    h = vg.fit(net, (X, y), steps=3, lr=1e-2, probe_every=1)
+    assert all(not m._forward_hooks for m in net.modules()) and len(h.stats_steps) == 3
+
+
+def test_fit_probe_stats_when_the_layers_change_between_steps(moons):
+    """A model whose forward pass calls a module a varying number of times: matched by name."""
+
+    class Alternating(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.out, self.act = (
+                torch.nn.Linear(2, 6),
+                torch.nn.Linear(6, 2),
+                torch.nn.Tanh(),
+            )
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            h = self.act(self.lin(x))
+            if self.calls % 2 == 0:
+                h = self.act(h)  # a second call, recorded as "act#2"
+            return self.out(h)
+
+    X, y = moons
+    torch.manual_seed(0)
+    h = vg.fit(Alternating(), (X, y), steps=4, lr=1e-2, probe_every=1)
+    assert h.stats_layers["activations"] == ["act"]
+    assert h.stats["act_mean"].shape == (4, 1) and np.isfinite(h.stats["act_mean"]).all()
+    torch.manual_seed(0)
+    model = Alternating()
+    model.calls = 1  # the first step now calls the activation twice
+    h = vg.fit(model, (X, y), steps=4, lr=1e-2, probe_every=1)
+    assert h.stats_layers["activations"] == ["act", "act#2"]
+    assert (
+        np.isnan(h.stats["act_mean"][1::2, 1]).all() and np.isfinite(h.stats["act_mean"][::2]).all()
+    )

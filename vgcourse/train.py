@@ -228,6 +228,10 @@ def fit(
     ``History.stats`` gets (snapshots x layers) arrays ``act_mean``, ``act_std``, ``saturated``,
     ``dead`` (per activation layer) and ``grad_to_data``, ``update_to_data`` (per weight layer),
     taken at the steps in ``History.stats_steps``, for heatmaps of layer statistics over training.
+    The probe's hooks stay attached for the whole run (and are removed even if training fails);
+    the statistics of the probed steps are computed together, in batches, and copied to the CPU
+    once at the end (:meth:`vgcourse.probes.Probe.end_pass`), so ``probe_every=1`` costs about
+    1.4x a plain step of the course's small nets on a CPU (benchmarks/probe_overhead.py).
 
     A step whose loss or gradient is NaN or Inf stops training; ``History.diverged_at`` says which.
     """
@@ -245,12 +249,12 @@ def fit(
     if eval_data is not None:
         eval_data = _check_data(eval_data)
         eval_every = check_int("eval_every", eval_every or max(1, steps // 20), minimum=1)
+    probe = None
     if probe_every is not None:
         probe_every = check_int("probe_every", probe_every, minimum=1)
         from .probes import Probe
 
         probe = Probe(model)
-    snapshots: list[tuple[dict, dict]] = []
     device = model_device(model)
     X, y = X.to(device), y.to(device)
     opt = make_optimizer(optimizer, model.parameters(), lr)
@@ -277,61 +281,67 @@ def fit(
     model.train()
     start = time.perf_counter()
     done = 0
-    for step in range(steps):
-        idx = sampler.next()
-        xb, yb = (X, y) if idx is None else (X[idx.to(device)], y[idx.to(device)])
-        opt.zero_grad(set_to_none=True)
-        probing = probe_every is not None and step % probe_every == 0
-        if probing:
-            probe.reset()
-            probe.attach()
-        value = loss_fn(model(xb), yb)
-        if value.ndim != 0:
-            raise ValueError(
-                f"loss must return a scalar, got a tensor of shape {tuple(value.shape)}"
+    if probe is not None:  # attached once; recording only on the probed steps
+        probe.active = False
+        probe.attach()
+    try:
+        for step in range(steps):
+            idx = sampler.next()
+            xb, yb = (X, y) if idx is None else (X[idx.to(device)], y[idx.to(device)])
+            opt.zero_grad(set_to_none=True)
+            probing = probe_every is not None and step % probe_every == 0
+            if probing:
+                probe.active = True
+            value = loss_fn(model(xb), yb)
+            if value.ndim != 0:
+                raise ValueError(
+                    f"loss must return a scalar, got a tensor of shape {tuple(value.shape)}"
+                )
+            value.backward()
+            if probing:
+                probe.active = False
+                probe.collect_gradients()
+                probe.snapshot_weights()
+            grads = [p.grad for p in params if p.grad is not None]
+            total = (
+                torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+                if grads
+                else torch.zeros(())
             )
-        value.backward()
-        if probing:
+            losses[step] = value.detach().double().cpu()
+            totals[step] = total.double().cpu()
+            if record and tracked:
+                layer_grads = [
+                    p.grad if p.grad is not None else torch.zeros_like(p) for _, p in tracked
+                ]
+                norms[step] = torch.stack(torch._foreach_norm(layer_grads)).double().cpu()
+            done = step + 1
+            if not (math.isfinite(losses[step].item()) and math.isfinite(totals[step].item())):
+                history.diverged_at = step
+                break
+            if clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, clip_norm)
+                clipped[step] = bool(totals[step] > clip_norm)
+            if clip_value is not None:
+                largest = (
+                    torch.stack([g.abs().max() for g in grads]).max() if grads else torch.zeros(())
+                )
+                clipped[step] = clipped[step] or bool(largest > clip_value)
+                torch.nn.utils.clip_grad_value_(params, clip_value)
+            opt.step()
+            if probing:
+                probe.update_ratio_tensor()
+                probe.end_pass()  # statistics computed for many steps at once, at the end
+                history.stats_steps.append(step)
+            for cb in callbacks or ():
+                cb(step, model, float(losses[step]))
+            if eval_data is not None and (step + 1) % eval_every == 0:
+                _record_eval(history, model, eval_data, loss, step + 1)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if probe is not None:
             probe.detach()
-            probe.collect_gradients()
-            probe.snapshot_weights()
-        grads = [p.grad for p in params if p.grad is not None]
-        total = (
-            torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-            if grads
-            else torch.zeros(())
-        )
-        losses[step] = value.detach().double().cpu()
-        totals[step] = total.double().cpu()
-        if record and tracked:
-            layer_grads = [
-                p.grad if p.grad is not None else torch.zeros_like(p) for _, p in tracked
-            ]
-            norms[step] = torch.stack(torch._foreach_norm(layer_grads)).double().cpu()
-        done = step + 1
-        if not (math.isfinite(losses[step].item()) and math.isfinite(totals[step].item())):
-            history.diverged_at = step
-            break
-        if clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, clip_norm)
-            clipped[step] = bool(totals[step] > clip_norm)
-        if clip_value is not None:
-            largest = (
-                torch.stack([g.abs().max() for g in grads]).max() if grads else torch.zeros(())
-            )
-            clipped[step] = clipped[step] or bool(largest > clip_value)
-            torch.nn.utils.clip_grad_value_(params, clip_value)
-        opt.step()
-        if probing:
-            probe.update_ratios()
-            history.stats_steps.append(step)
-            snapshots.append((probe.activation_table(), probe.weight_table()))
-        for cb in callbacks or ():
-            cb(step, model, float(losses[step]))
-        if eval_data is not None and (step + 1) % eval_every == 0:
-            _record_eval(history, model, eval_data, loss, step + 1)
-        if bar is not None:
-            bar.update(1)
     if (
         eval_data is not None
         and history.diverged_at is None
@@ -345,8 +355,8 @@ def fit(
     history.grad_norms = norms[:done].numpy()
     history.total_grad_norm = totals[:done].numpy()
     history.clipped = clipped[:done].numpy()
-    if snapshots:
-        _stack_stats(history, snapshots)
+    if probe is not None and history.stats_steps:
+        _stack_stats(history, probe.finished_stats())
     return history
 
 
@@ -358,15 +368,41 @@ def _record_eval(history: History, model: nn.Module, data, loss: LossSpec, step:
     model.train()
 
 
-def _stack_stats(history: History, snapshots: list[tuple[list[dict], list[dict]]]) -> None:
-    """Turn per-step probe tables into (snapshots x layers) arrays in ``history.stats``."""
-    act_names = [r["name"] for r in snapshots[0][0]]
-    weight_names = [r["name"] for r in snapshots[0][1]]
+def _stack_stats(
+    history: History, chunks: list[tuple[list[str], list[str], torch.Tensor, torch.Tensor]]
+) -> None:
+    """Turn the probe's statistics into (snapshots x layers) arrays in ``history.stats``.
+
+    ``chunks`` is :meth:`vgcourse.probes.Probe.finished_stats`: runs of probed steps with the
+    same layers, each ``(activation names, weight names, (steps, 4, activations), (steps, 5,
+    weights))``; they are joined and copied to the CPU once. Layers are those of the first step;
+    a later step that recorded other layers (a model whose forward pass changes) is matched by
+    name, NaN where a layer is missing.
+    """
+    from .probes import ACTIVATION_STATS, WEIGHT_STATS
+
+    act_names, weight_names = chunks[0][0], chunks[0][1]
     history.stats_layers = {"activations": act_names, "weights": weight_names}
+    acts = _join_by_name([(c[0], c[2]) for c in chunks], act_names)
+    weights = _join_by_name([(c[1], c[3]) for c in chunks], weight_names)
     for key in ("mean", "std", "saturated", "dead"):
         name = f"act_{key}" if key in ("mean", "std") else key
-        history.stats[name] = np.array(
-            [[r[key] for r in acts] for acts, _ in snapshots], dtype=float
-        )
+        history.stats[name] = np.ascontiguousarray(acts[:, ACTIVATION_STATS.index(key)])
     for key in ("grad_to_data", "update_to_data"):
-        history.stats[key] = np.array([[r[key] for r in ws] for _, ws in snapshots], dtype=float)
+        history.stats[key] = np.ascontiguousarray(weights[:, WEIGHT_STATS.index(key)])
+
+
+def _join_by_name(chunks: list[tuple[list[str], torch.Tensor]], names: list[str]) -> np.ndarray:
+    """(steps, statistics, layers) float64 array from (steps, statistics, layers) chunks."""
+    if all(n == names for n, _ in chunks):
+        return torch.cat([t for _, t in chunks]).cpu().double().numpy()
+    parts = []
+    for chunk_names, t in chunks:
+        position = {n: j for j, n in enumerate(chunk_names)}
+        values = t.cpu().double().numpy()
+        part = np.full((values.shape[0], values.shape[1], len(names)), np.nan)
+        for j, n in enumerate(names):
+            if n in position:
+                part[:, :, j] = values[:, :, position[n]]
+        parts.append(part)
+    return np.concatenate(parts)
