@@ -57,7 +57,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default=None)
     parser.add_argument("--models", type=int, default=24)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for both sides (default: PyTorch's; the lessons use 1 at quick scale)",
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = vg.get_device(args.device)
     X, y = vg.data.moons(250, 0.05, seed=42)
     (Xtr, ytr), _ = vg.data.train_test_split(X, y, 0.2, seed=42)
@@ -131,9 +139,9 @@ def main() -> None:
     )
     table = "\n".join(rows)
     write_section(
-        f"Sweep engine ({device.type})",
-        f"""Measured with `python benchmarks/sweep_speed.py{" --device " + args.device if args.device else ""}` on {name},
-torch {torch.__version__}: {args.models} MLPs of {DEPTH} hidden layers x {WIDTH} units on make_moons (200 training
+        f"Sweep engine ({device.type}, {torch.get_num_threads()} thread(s))",
+        f"""Measured with `python benchmarks/sweep_speed.py{" --device " + args.device if args.device else ""}{f" --threads {args.threads}" if args.threads else ""}` on {name},
+{torch.get_num_threads()} PyTorch thread(s) for both sides, torch {torch.__version__}: {args.models} MLPs of {DEPTH} hidden layers x {WIDTH} units on make_moons (200 training
 points), {STEPS} steps, batch {BATCH}, Adam; the batched sweep vs the same models trained one after another in
 plain PyTorch (nn.Module + torch.optim.Adam). Target: >= 15x on the 2-core CPU.
 
