@@ -403,28 +403,38 @@ def depth_sweep(
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(f"data must be a pair (X, y) of tensors, got {type(data).__name__}")
     X, y = check_xy(*data)
+
+    def run(depth: int, seed: int) -> tuple[float, History, nn.Module]:
+        net = _build(build, depth, seed, device)
+        first = layer_grad_norms(net, X, y, loss)[0]
+        history = fit(
+            net,
+            (X, y),
+            steps=steps,
+            lr=lr,
+            optimizer=optimizer,
+            batch_size=batch_size,
+            loss=loss,
+            seed=seed,
+            record=record,
+        )
+        return first, history, net
+
+    return _collect(depths, seeds, run, (X, y), eval_data, loss)
+
+
+def _collect(depths, seeds, run, data, eval_data, loss) -> SweepResult:
+    """A :class:`SweepResult` from ``run(depth, seed) -> (first-layer gradient, History, trained net)``."""
     shape = (len(depths), len(seeds))
     first_grad, train_loss = np.zeros(shape), np.zeros(shape)
     accuracy, test_accuracy = np.zeros(shape), np.full(shape, np.nan)
     histories: dict[tuple[int, int], History] = {}
     for i, depth in enumerate(depths):
         for j, seed in enumerate(seeds):
-            net = _build(build, depth, seed, device)
-            first_grad[i, j] = layer_grad_norms(net, X, y, loss)[0]
-            history = fit(
-                net,
-                (X, y),
-                steps=steps,
-                lr=lr,
-                optimizer=optimizer,
-                batch_size=batch_size,
-                loss=loss,
-                seed=seed,
-                record=record,
-            )
+            first_grad[i, j], history, net = run(depth, seed)
             histories[(depth, seed)] = history
             train_loss[i, j] = history.final_loss if history.diverged_at is None else np.nan
-            accuracy[i, j] = evaluate(net, (X, y), loss)[1]
+            accuracy[i, j] = evaluate(net, data, loss)[1]
             if eval_data is not None:
                 test_accuracy[i, j] = evaluate(net, eval_data, loss)[1]
     return SweepResult(depths, seeds, first_grad, train_loss, accuracy, test_accuracy, histories)
@@ -495,26 +505,15 @@ def mlp_depth_sweeps(
     n_out = result.shapes[1]
     out: dict[str, SweepResult] = {}
     for name in archs:
-        shape = (len(depths), len(seeds))
-        first_grad, train_loss = np.zeros(shape), np.zeros(shape)
-        accuracy, test_accuracy = np.zeros(shape), np.full(shape, np.nan)
-        histories: dict[tuple[int, int], History] = {}
-        for i, depth in enumerate(depths):
-            for j, seed in enumerate(seeds):
-                cfg = next(c for c in configs if c["label"] == (name, depth, seed))
-                label = repr(cfg["label"])
-                start = build_model(dict(cfg, label=label), X.shape[1], n_out).to(result.device)
-                first_grad[i, j] = layer_grad_norms(start, X, y, loss)[0]
-                history = result.histories[label]
-                histories[(depth, seed)] = history
-                train_loss[i, j] = history.final_loss if history.diverged_at is None else np.nan
-                net = result.model(label)
-                accuracy[i, j] = evaluate(net, (X, y), loss)[1]
-                if eval_data is not None:
-                    test_accuracy[i, j] = evaluate(net, eval_data, loss)[1]
-        out[name] = SweepResult(
-            depths, seeds, first_grad, train_loss, accuracy, test_accuracy, histories
-        )
+
+        def run(depth: int, seed: int, name: str = name) -> tuple[float, History, nn.Module]:
+            label = repr((name, depth, seed))
+            cfg = next(c for c in configs if c["label"] == (name, depth, seed))
+            start = build_model(dict(cfg, label=label), X.shape[1], n_out).to(result.device)
+            first = layer_grad_norms(start, X, y, loss)[0]
+            return first, result.histories[label], result.model(label)
+
+        out[name] = _collect(depths, seeds, run, (X, y), eval_data, loss)
     return out
 
 
