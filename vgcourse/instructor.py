@@ -18,6 +18,7 @@ graded cells marked with nbgrader metadata. The workflow, also available as ``vg
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import subprocess
 import sys
@@ -54,7 +55,11 @@ def _require_nbgrader() -> None:
 def _run(course: Path, *args: str) -> subprocess.CompletedProcess:
     _require_nbgrader()
     cmd = [sys.executable, "-m", "nbgrader", *args]
-    result = subprocess.run(cmd, cwd=course, capture_output=True, text=True)
+    # nbgrader runs `alembic` as a program: put this Python's scripts folder on PATH, so the
+    # command works from a virtual environment that is not activated (e.g. `.venv/bin/python`)
+    scripts = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
+    result = subprocess.run(cmd, cwd=course, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise RuntimeError(
             f"`nbgrader {' '.join(args)}` failed in {course}:\n{result.stdout}\n{result.stderr}"
