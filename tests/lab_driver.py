@@ -8,10 +8,12 @@ finds an explorer (an ipywidgets VBox holding a plot image) and moves its contro
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +32,19 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 TOKEN = "vgcourse-browser-test"
+
+
+def _stop_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the parent (the test process) dies.
+
+    So a test run that is killed outright (``kill -9``, a CI time-out) still takes JupyterLab down, and
+    with it its kernels (ipykernel exits when the server that started it is gone).
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -81,12 +96,15 @@ class LabServer:
                 "--LabApp.news_url=",
                 "--ServerApp.port_retries=0",
                 "--allow-root",
+                "--LabApp.expose_app_in_browser=True",
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            preexec_fn=_stop_with_parent,
         )
+        atexit.register(self.__exit__)
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -96,22 +114,74 @@ class LabServer:
                 return self
             time.sleep(0.5)
         self.__exit__()
-        raise RuntimeError("jupyter lab did not start within 120 s")
+        raise RuntimeError(
+            f"jupyter lab did not start within 120 s; log:\n{self.log_path.read_text()}"
+        )
 
     def notebook_url(self, name: str) -> str:
         return f"{self.url}/lab/tree/{name}?token={TOKEN}&reset"
 
+    def _api(self, method: str, path: str) -> object:
+        req = urllib.request.Request(f"{self.url}{path}?token={TOKEN}", method=method)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+    def start_kernel(self) -> str:
+        """Start a kernel through the REST API (as opening a notebook does); returns its id."""
+        return self._api("POST", "/api/kernels")["id"]
+
+    def shutdown_kernels(self) -> None:
+        """Shut down every kernel of this server through its REST API (best effort)."""
+        with contextlib.suppress(Exception):
+            for kernel in self._api("GET", "/api/kernels"):
+                with contextlib.suppress(Exception):
+                    self._api("DELETE", f"/api/kernels/{kernel['id']}")
+
+    def leftover_processes(self) -> list[int]:
+        """PIDs still running that belong to this server: the server itself and any kernel.
+
+        Kernels run in sessions of their own (jupyter_client starts them with ``start_new_session``), so
+        killing the server's process group does not reach them; they are found by their connection
+        file, which lives in this server's runtime folder.
+        """
+        marker = str(self.root / ".runtime")
+        pids = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            with contextlib.suppress(OSError):
+                cmdline = (
+                    (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
+                if marker in cmdline or (self.proc is not None and int(proc.name) == self.proc.pid):
+                    pids.append(int(proc.name))
+        return pids
+
     def __exit__(self, *exc) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, 15)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait(timeout=10)
-        if getattr(self, "_log", None):
-            self._log.close()
+        """Stop kernels, then the server, then anything of theirs still alive; also after errors."""
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                self.shutdown_kernels()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            while self.leftover_processes() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            for pid in self.leftover_processes():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        finally:
+            if getattr(self, "_log", None):
+                self._log.close()
+                self._log = None
+            atexit.unregister(self.__exit__)
 
 
 def copy_lessons(lessons: list[Path], root: Path) -> None:
@@ -133,40 +203,143 @@ def chromium():
             browser.close()
 
 
-RUN_ALL_DONE = """() => {
-    const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
-    const ind = document.querySelector('.jp-Notebook-ExecutionIndicator');
-    const idle = ind && ind.getAttribute('data-status') === 'idle';
-    const failed = [...document.querySelectorAll('.jp-OutputArea-output')]
-        .some(o => o.textContent.includes('Traceback (most recent call last)'));
-    const done = prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-    return idle && (done || failed);
+# The notebook's state as JupyterLab itself sees it (``window.jupyterapp``, exposed by the server flag
+# ``--LabApp.expose_app_in_browser``). The toolbar's execution indicator is no substitute: it reads
+# ``idle`` while the notebook is still loading and no kernel is attached yet, and a Run All issued then
+# is dropped by JupyterLab without a word (issue 13: the browser test then waited 900 s on an idle page).
+NOTEBOOK_STATE = """(name) => {
+    const app = window.jupyterapp;
+    if (!app) return {phase: 'no app'};
+    const panel = app.shell.currentWidget;
+    if (!panel || !panel.context || !panel.sessionContext || !panel.content) return {phase: 'no notebook'};
+    if (!panel.context.path.endsWith(name)) return {phase: 'other tab: ' + panel.context.path};
+    const sc = panel.sessionContext;
+    const kernel = sc.session ? sc.session.kernel : null;
+    const prompts = [...panel.node.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent);
+    const outputs = [...panel.node.querySelectorAll('.jp-OutputArea-output')];
+    return {
+        phase: 'notebook',
+        loaded: panel.context.isReady && panel.content.widgets.length === panel.content.model.cells.length,
+        session: sc.isReady,
+        kernel: kernel ? kernel.status : null,
+        connection: kernel ? kernel.connectionStatus : null,
+        dialogs: [...document.querySelectorAll('.jp-Dialog')].map(d => d.innerText.slice(0, 200)),
+        code_cells: prompts.length,
+        started: prompts.filter(t => /\\[(\\*|\\d+)\\]/.test(t)).length,
+        finished: prompts.filter(t => /\\[\\d+\\]/.test(t)).length,
+        queued: prompts.filter(t => t.includes('[*]')).length,
+        failed: outputs.some(o => o.textContent.includes('Traceback (most recent call last)')),
+    };
 }"""
 
 
-def run_all(page, server: LabServer, notebook: str, *, timeout_s: float = 900) -> None:
-    """Open ``notebook`` in JupyterLab, run every cell (Run > Run All Cells) and wait until the kernel is idle.
+def notebook_state(page, notebook: str) -> dict:
+    """What JupyterLab reports for ``notebook``: loaded, session ready, kernel status, prompts run."""
+    return page.evaluate(NOTEBOOK_STATE, Path(notebook).name)
 
-    On a time-out, a screenshot goes to ``test-artifacts/`` and the error says which cells had not run.
-    """
-    page.goto(server.notebook_url(notebook), timeout=120_000)
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+
+def _kernel_ready(state: dict) -> bool:
+    return (
+        state.get("phase") == "notebook"
+        and state["loaded"]
+        and state["session"]
+        and state["kernel"] == "idle"
+        and state["connection"] == "connected"
+        and not state["dialogs"]
+    )
+
+
+def open_notebook(page, server: LabServer, notebook: str, *, timeout_s: float = 120) -> dict:
+    """Open ``notebook`` and wait until it is loaded and its kernel is connected and idle."""
+    page.goto(server.notebook_url(notebook), timeout=timeout_s * 1000)
+    deadline = time.monotonic() + timeout_s
+    state: dict = {}
+    while time.monotonic() < deadline:
+        state = notebook_state(page, notebook)
+        if _kernel_ready(state):
+            return state
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"{notebook}: the kernel was not ready within {timeout_s:.0f} s; last state {state}"
+    )
+
+
+def _click_run_all(page) -> None:
+    """Run > Run All Cells, through the menu as a learner would."""
     page.locator(".lm-MenuBar-item", has_text="Run").first.click()
     page.locator("li.lm-Menu-item[data-command='runmenu:run-all']").click()
-    try:
-        page.wait_for_function(RUN_ALL_DONE, timeout=timeout_s * 1000, polling=1000)
-    except Exception as err:
-        artifacts = Path(__file__).resolve().parents[1] / "test-artifacts"
-        artifacts.mkdir(exist_ok=True)
-        page.screenshot(path=str(artifacts / f"{Path(notebook).stem}-timeout.png"), full_page=True)
-        prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").all_inner_texts()
-        status = page.locator(".jp-Notebook-ExecutionIndicator").first.get_attribute("data-status")
-        dialogs = page.locator(".jp-Dialog").all_inner_texts()
-        raise RuntimeError(
-            f"{notebook}: run-all did not finish in {timeout_s:.0f} s; kernel status {status!r}; "
-            f"prompts {prompts}; dialogs {dialogs}"
-        ) from err
+
+
+def _screenshot(page, notebook: str, suffix: str) -> Path:
+    artifacts = Path(__file__).resolve().parents[1] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    path = artifacts / f"{Path(notebook).stem}-{suffix}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def run_all(
+    page,
+    server: LabServer,
+    notebook: str,
+    *,
+    timeout_s: float = 900,
+    start_timeout_s: float = 20,
+    stall_timeout_s: float = 60,
+) -> dict:
+    """Open ``notebook`` in JupyterLab, Run All Cells, and wait until every cell ran (or one failed).
+
+    Run All is clicked only once JupyterLab reports the notebook loaded and its kernel connected and
+    idle. If no cell has started ``start_timeout_s`` after the click, the page is reloaded and Run All
+    tried once more (with a message saying so); a second miss is an error, so a lesson whose cells
+    never start fails within a minute. A run whose kernel sits idle for ``stall_timeout_s`` with cells
+    left unrun, or that takes longer than ``timeout_s``, is an error too. Each error saves a screenshot
+    in ``test-artifacts/`` and says what JupyterLab reported. Returns the final notebook state.
+    """
+    for attempt in (1, 2):
+        open_notebook(page, server, notebook)
+        _click_run_all(page)
+        clicked = time.monotonic()
+        state = notebook_state(page, notebook)
+        while not (state.get("started") or state.get("kernel") == "busy"):
+            if time.monotonic() - clicked > start_timeout_s:
+                break
+            time.sleep(0.2)
+            state = notebook_state(page, notebook)
+        else:
+            break
+        shot = _screenshot(page, notebook, f"not-started-{attempt}")
+        if attempt == 2:
+            raise RuntimeError(
+                f"{notebook}: Run All started no cell within {start_timeout_s:.0f} s, twice (the second "
+                f"time after reloading the page); JupyterLab reports {state}; screenshot {shot}"
+            )
+        print(
+            f"{notebook}: Run All started no cell within {start_timeout_s:.0f} s "
+            f"(JupyterLab reports {state}); reloading the page and trying once more",
+            flush=True,
+        )
+    idle_since = None
+    while True:
+        state = notebook_state(page, notebook)
+        if (
+            state.get("kernel") == "idle"
+            and not state["queued"]
+            and (state["failed"] or state["finished"] == state["code_cells"])
+        ):
+            return state
+        now = time.monotonic()
+        idle_since = (idle_since or now) if state.get("kernel") == "idle" else None
+        stalled = idle_since is not None and now - idle_since > stall_timeout_s
+        if stalled or now - clicked > timeout_s:
+            shot = _screenshot(page, notebook, "timeout")
+            why = (
+                f"the kernel sat idle for {stall_timeout_s:.0f} s with cells left unrun"
+                if stalled
+                else f"run-all did not finish in {timeout_s:.0f} s"
+            )
+            raise RuntimeError(f"{notebook}: {why}; JupyterLab reports {state}; screenshot {shot}")
+        time.sleep(0.5)
 
 
 def error_outputs(page) -> list[str]:
