@@ -43,7 +43,7 @@ lint: setup-test
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 clean-notebooks: $(PY)
-	$(PY) -m vgcourse.notebooks clean lessons/*.ipynb
+	$(PY) -m vgcourse.course.notebooks clean lessons/*.ipynb
 
 benchmarks: setup-test
 	$(PY) benchmarks/lesson_runtime.py

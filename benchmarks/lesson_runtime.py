@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._results import write_section  # noqa: E402
-from vgcourse.notebooks import run  # noqa: E402
+from vgcourse.course.notebooks import run  # noqa: E402
 
 
 def main(paths: list[str]) -> None:

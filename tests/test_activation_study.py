@@ -1,4 +1,4 @@
-"""Unit tests of vgcourse.activation_study (lesson 03's tools)."""
+"""Unit tests of vgcourse.lessons.lesson03_activations (lesson 03's tools)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import vgcourse as vg
-from vgcourse import activation_study as st
 from vgcourse import activations as act
+from vgcourse.lessons import lesson03_activations as st
 
 NAMES = [n for n in vg.ACTIVATIONS if n not in ("identity", "swish")]  # swish is an alias of silu
 

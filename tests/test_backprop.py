@@ -1,4 +1,4 @@
-"""Tests of vgcourse.backprop: the 2-2-1 sigmoid network by hand, and lesson 01's explorer."""
+"""Tests of vgcourse.lessons.lesson01_backprop: the 2-2-1 sigmoid network by hand, and lesson 01's explorer."""
 
 import math
 
@@ -8,8 +8,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-import vgcourse as vg
-from vgcourse import backprop
+from vgcourse.lessons import lesson01_backprop as backprop
+from vgcourse.lessons import lesson01_network as network
 
 F64 = dict(dtype=torch.float64)
 
@@ -115,7 +115,7 @@ def test_chain_factors_multiply_to_the_gradient(unit, inp):
     grad = backprop.forward_backward(params, x, 0.8).grads.W1[unit, inp]
     assert product == pytest.approx(float(grad), rel=1e-12)
     # the same factors as the gradcheck module's version for an nn.Sequential
-    other = vg.gradcheck.chain_rule_factors(_sequential(params), x, 0.8, unit=unit, input=inp)
+    other = network.chain_rule_factors(_sequential(params), x, 0.8, unit=unit, input=inp)
     assert other == pytest.approx({k: float(v) for k, v in factors.items()}, rel=1e-14)
     assert abs(float(factors[f"dh{unit + 1}/dz{unit + 1}"])) <= 0.25
 
@@ -179,7 +179,7 @@ def test_plot_factors_draws_one_bar_per_factor():
 # -- the explorer ----------------------------------------------------------------------------------
 def _expected_state(x1, x2, w11, lr, num_updates):
     net = _sequential(backprop.tiny_params(w11))
-    factors = vg.gradcheck.chain_rule_factors(net, torch.tensor([x1, x2], **F64), 1.0)
+    factors = network.chain_rule_factors(net, torch.tensor([x1, x2], **F64), 1.0)
     return factors, _autograd_descent(w11, [x1, x2], 1.0, lr, num_updates)
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import vgcourse as vg
-from vgcourse import capstone
-from vgcourse.pretraining import grad_ratio
+from vgcourse.lessons import lesson09_capstone as capstone
+from vgcourse.lessons.lesson09_pretraining import grad_ratio
 
 SIZES = dict(depth=3, width=8, rnn_hidden=4, steps=12, batch_size=32)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import vgcourse as vg
-from vgcourse import clipping
+from vgcourse.lessons import lesson08_clipping as clipping
 
 
 def autograd_one_unit(w, b, x0=0.5, target=0.7, T=50):

@@ -10,6 +10,7 @@ from torch import nn
 
 import vgcourse as vg
 from vgcourse import gradcheck as gc
+from vgcourse.lessons import lesson01_network as network
 
 
 def known(W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -274,7 +275,7 @@ def test_step_size_sweep_bad_input():
 def test_chain_rule_factors_product_equals_autograd(unit, inp):
     net = tiny_net()
     x = torch.tensor([1.5, -0.5], dtype=torch.float64)
-    factors = gc.chain_rule_factors(net, x, 1.0, unit=unit, input=inp)
+    factors = network.chain_rule_factors(net, x, 1.0, unit=unit, input=inp)
     assert (
         list(factors)[0] == "dL/dy_hat"
         and list(factors)[-1] == f"dz{unit + 1}/dw{unit + 1}{inp + 1}"
@@ -289,52 +290,52 @@ def test_chain_rule_factors_product_equals_autograd(unit, inp):
 def test_chain_rule_factors_sigmoid_bound_and_saturation():
     x = torch.tensor([1.5, -0.5], dtype=torch.float64)
     for w11 in (-6.0, 0.0, 0.4, 6.0):
-        f = gc.chain_rule_factors(tiny_net(w11), x, 1.0)
+        f = network.chain_rule_factors(tiny_net(w11), x, 1.0)
         assert 0 < f["dh1/dz1"] <= 0.25 and 0 < f["dy_hat/dz_out"] <= 0.25
-    assert gc.chain_rule_factors(tiny_net(6.0), x, 1.0)["dh1/dz1"] < 1e-3
+    assert network.chain_rule_factors(tiny_net(6.0), x, 1.0)["dh1/dz1"] < 1e-3
 
 
 def test_chain_rule_factors_bad_input():
     x = torch.tensor([1.5, -0.5], dtype=torch.float64)
     with pytest.raises(TypeError, match="nn.Sequential"):
-        gc.chain_rule_factors(nn.Linear(2, 1), x, 1.0)
+        network.chain_rule_factors(nn.Linear(2, 1), x, 1.0)
     with pytest.raises(TypeError, match="nn.Sequential"):
-        gc.chain_rule_factors(
+        network.chain_rule_factors(
             nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1), nn.Sigmoid()), x, 1.0
         )
     with pytest.raises(ValueError, match="x must have 2 entries"):
-        gc.chain_rule_factors(tiny_net(), torch.ones(3), 1.0)
+        network.chain_rule_factors(tiny_net(), torch.ones(3), 1.0)
     with pytest.raises(ValueError, match="1 dimensions"):
-        gc.chain_rule_factors(tiny_net(), torch.ones(1, 2), 1.0)
+        network.chain_rule_factors(tiny_net(), torch.ones(1, 2), 1.0)
     with pytest.raises(ValueError, match="unit must be < 2"):
-        gc.chain_rule_factors(tiny_net(), x, 1.0, unit=2)
+        network.chain_rule_factors(tiny_net(), x, 1.0, unit=2)
     with pytest.raises(ValueError, match="input must be < 2"):
-        gc.chain_rule_factors(tiny_net(), x, 1.0, input=5)
+        network.chain_rule_factors(tiny_net(), x, 1.0, input=5)
 
 
 def test_autograd_graph_lists_every_parameter_leaf():
     net = tiny_net()
     loss = 0.5 * (net(torch.tensor([1.5, -0.5], dtype=torch.float64)).squeeze() - 1.0) ** 2
-    lines = gc.autograd_graph(loss)
+    lines = network.autograd_graph(loss)
     assert lines[0].startswith("MulBackward0")
     assert sum("SigmoidBackward0" in line for line in lines) == 2
     assert sum("AccumulateGrad" in line for line in lines) == 4
-    assert len(gc.autograd_graph(loss, max_nodes=3)) == 3
+    assert len(network.autograd_graph(loss, max_nodes=3)) == 3
     with pytest.raises(ValueError, match="grad_fn"):
-        gc.autograd_graph(torch.ones(2))
+        network.autograd_graph(torch.ones(2))
     with pytest.raises(TypeError, match="tensor"):
-        gc.autograd_graph([1.0])
+        network.autograd_graph([1.0])
 
 
 def test_draw_network():
     fig, ax = plt.subplots()
-    out = gc.draw_network(ax, tiny_net(), torch.tensor([1.5, -0.5], dtype=torch.float64), 1.0)
+    out = network.draw_network(ax, tiny_net(), torch.tensor([1.5, -0.5], dtype=torch.float64), 1.0)
     assert out is ax
     texts = " ".join(t.get_text() for t in ax.texts)
     assert "w11=0.40" in texts and "y_hat" in texts
     wide = nn.Sequential(nn.Linear(3, 2), nn.Sigmoid(), nn.Linear(2, 1), nn.Sigmoid())
     with pytest.raises(ValueError, match="2-2-1"):
-        gc.draw_network(ax, wide, torch.ones(3), 1.0)
+        network.draw_network(ax, wide, torch.ones(3), 1.0)
 
 
 def test_as_function():

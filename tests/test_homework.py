@@ -16,7 +16,7 @@ import pytest
 
 nbgrader = pytest.importorskip("nbgrader")
 
-from vgcourse import cli, instructor  # noqa: E402
+from vgcourse.course import cli, instructor  # noqa: E402
 
 LESSONS = instructor.lesson_names()
 BEGIN = {"solution": "### BEGIN SOLUTION", "hidden": "### BEGIN HIDDEN TESTS"}

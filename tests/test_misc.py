@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import vgcourse as vg
-from vgcourse import checks, jacobians, losses, notebooks, plots, widgets
+from vgcourse import checks, jacobians, losses, plots, widgets
+from vgcourse.course import notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,7 +162,7 @@ def test_committed_lessons_are_clean_python3_notebooks(path):
         if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))
     ]
     assert not dirty, (
-        f"{path.name} carries outputs in cells {dirty}; run python -m vgcourse.notebooks clean"
+        f"{path.name} carries outputs in cells {dirty}; run python -m vgcourse.course.notebooks clean"
     )
 
 

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import vgcourse as vg
-from vgcourse import normalization as vn
+from vgcourse.lessons import lesson05_batch_norm as vn
 
 
 def _net(norm="batch", seed=0):

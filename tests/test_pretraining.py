@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import vgcourse as vg
-from vgcourse import pretraining
-from vgcourse.pretraining import (
+from vgcourse.lessons import lesson09_pretraining as pretraining
+from vgcourse.lessons.lesson09_pretraining import (
     PretrainResult,
     grad_ratio,
     greedy_pretrain,

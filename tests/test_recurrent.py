@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import vgcourse as vg
-import vgcourse.recurrent as vgr
+from vgcourse.lessons import lesson07_lstm_gru as vgr
 
 
 def _random_matrix(n=8, seed=0):

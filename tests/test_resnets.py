@@ -1,4 +1,4 @@
-"""Tests of vgcourse.resnets: the plain/residual CNN, residual-stream measurements, depth sweeps."""
+"""Tests of vgcourse.lessons.lesson06_resnets: the plain/residual CNN, residual-stream measurements, depth sweeps."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import vgcourse as vg
-from vgcourse import resnets
+from vgcourse.lessons import lesson06_resnets as resnets
 
 
 @pytest.fixture

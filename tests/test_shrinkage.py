@@ -1,4 +1,4 @@
-"""Tests of vgcourse.shrinkage: chain-rule products, weight-change records, contracting maps."""
+"""Tests of vgcourse.lessons.lesson02_shrinkage: chain-rule products, weight-change records, contracting maps."""
 
 import math
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import vgcourse as vg
-from vgcourse import shrinkage
 from vgcourse.jacobians import layer_jacobians, singular_values
+from vgcourse.lessons import lesson02_shrinkage as shrinkage
 
 
 # -- products of chain-rule factors ---------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Unit tests of vgcourse.variance: predictions, measurements, spectra, the batched trainer."""
+"""Unit tests of vgcourse.lessons.lesson04_initialization: predictions, measurements, spectra, the batched trainer."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import vgcourse as vg
-from vgcourse import variance as vp
 from vgcourse.activations import SELU_ALPHA, SELU_LAMBDA
+from vgcourse.lessons import lesson04_initialization as vp
 
 
 # -- weight_variance -----------------------------------------------------------------------------

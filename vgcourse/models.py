@@ -206,8 +206,7 @@ class RNNClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)
-        y = self.head(out[:, -1])
-        return y.squeeze(-1) if self.head.out_features == 1 else y
+        return self.head(out[:, -1])
 
 
 def rnn_model(
@@ -225,7 +224,8 @@ def rnn_model(
 
     ``cell`` is ``"rnn"`` (Elman, ``nonlinearity`` tanh or relu), ``"lstm"`` (Hochreiter &
     Schmidhuber 1997, with the forget gate of Gers et al. 2000) or ``"gru"`` (Cho et al. 2014). With
-    ``output_size == 1`` the output is squeezed to ``(batch,)`` for regression. ``forget_bias``
+    ``output_size == 1`` the output is ``(batch, 1)``, which the named losses compare element for element
+with a target of shape ``(batch,)`` (see :mod:`vgcourse.losses`). ``forget_bias``
     (LSTM only) sets the forget-gate bias, e.g. 1.0 as Jozefowicz et al. 2015 recommend.
     """
     if not isinstance(cell, str):

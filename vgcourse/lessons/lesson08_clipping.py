@@ -53,13 +53,13 @@ from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from torch import nn
 
-from ._validate import check_int, check_module, check_positive, check_tensor, check_xy
-from .device import get_device
-from .models import mlp
-from .train import History, evaluate, fit
+from .._validate import check_int, check_module, check_positive, check_tensor, check_xy
+from ..device import get_device
+from ..models import mlp
+from ..train import History, evaluate, fit
 
 if TYPE_CHECKING:
-    from .widgets import Explorer
+    from ..widgets import Explorer
 
 ArrayLike = Union[float, np.ndarray, torch.Tensor]
 
@@ -346,7 +346,7 @@ def rnn_lag_gradients(
     2013, sec. 2.1). Returns ``g`` of length ``T`` with ``g[k]`` :math:`= \|\partial L/\partial x_{T-1-k}\|`
     (over the batch), :math:`L = \sum_i \hat y_i`: ``g[0]`` is the last input, ``g[T-1]`` the first.
     """
-    from .models import rnn_model
+    from ..models import rnn_model
 
     rho = check_positive("rho", rho)
     hidden = check_int("hidden", hidden, minimum=1)
@@ -778,7 +778,7 @@ def clipping_explorer(
     outcome (step of divergence, or loss and accuracy on all the data). ``explorer.state`` holds
     the last run: ``lr``, ``clip_norm``, ``history``, ``loss``, ``accuracy``, ``clipped_fraction``.
     """
-    from .widgets import Explorer, checkbox, slider
+    from ..widgets import Explorer, checkbox, slider
 
     if not isinstance(experiment, ClippingExperiment):
         raise TypeError(f"experiment must be a ClippingExperiment, got {type(experiment).__name__}")

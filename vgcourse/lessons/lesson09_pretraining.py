@@ -42,9 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_choice, check_int, check_module, check_positive, check_tensor
-from .models import model_device
-from .train import BatchSampler, make_optimizer
+from .._validate import check_choice, check_int, check_module, check_positive, check_tensor
+from ..models import model_device
+from ..train import BatchSampler, make_optimizer
 
 RECONSTRUCTIONS: tuple[str, ...] = ("bce", "mse")
 PRETRAIN_OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam")

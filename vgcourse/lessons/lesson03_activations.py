@@ -38,9 +38,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import activations as _act
-from ._validate import check_choice, check_int, check_module, check_positive, check_tensor, check_xy
-from .probes import Probe
+from .. import activations as _act
+from .._validate import (
+    check_choice,
+    check_int,
+    check_module,
+    check_positive,
+    check_tensor,
+    check_xy,
+)
+from ..probes import Probe
 
 #: Activations whose derivative tends to 0 on both sides (sigmoid-like).
 SATURATING = ("sigmoid", "tanh", "softsign")
@@ -517,8 +524,8 @@ def gradient_flow(
     Builds :func:`vgcourse.mlp` with ``activation`` and (by default) its :func:`suggested_init`,
     and calls :func:`vgcourse.layer_grad_norms` on ``(X, y)`` once per seed.
     """
-    from .models import mlp
-    from .train import layer_grad_norms
+    from ..models import mlp
+    from ..train import layer_grad_norms
 
     X, y = check_xy(X, y)
     activation_kw = dict(activation_kw or {})
@@ -736,12 +743,12 @@ def activation_explorer(
     """
     from functools import lru_cache
 
-    from .device import get_device
-    from .models import mlp
-    from .plots import plot_activation, plot_grad_norms, plot_histograms
-    from .probes import probe_model
-    from .train import layer_grad_norms
-    from .widgets import Explorer, clear_data, dropdown, slider
+    from ..device import get_device
+    from ..models import mlp
+    from ..plots import plot_activation, plot_grad_norms, plot_histograms
+    from ..probes import probe_model
+    from ..train import layer_grad_norms
+    from ..widgets import Explorer, clear_data, dropdown, slider
 
     X, y = check_xy(X, y)
     check_choice("activation", activation, EXPLORER_ACTIVATIONS)

@@ -47,9 +47,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import activations as _act
-from ._validate import check_choice, check_int, check_positive, check_tensor, check_xy
-from .inits import INITS
+from .. import activations as _act
+from .._validate import check_choice, check_int, check_positive, check_tensor, check_xy
+from ..inits import INITS
 
 __all__ = [
     "Propagation",
@@ -345,8 +345,8 @@ def measure_propagation(
     Fields are described in :class:`Propagation`; ``keep_values`` keeps up to ``max_values``
     sampled values per layer for histograms.
     """
-    from .losses import get_loss
-    from .models import model_device
+    from ..losses import get_loss
+    from ..models import model_device
 
     blocks = _blocks(net)
     X = check_tensor("X", X)
@@ -545,10 +545,10 @@ def propagation_explorer(
     """
     from functools import lru_cache
 
-    from .device import get_device
-    from .models import mlp
-    from .plots import plot_histograms
-    from .widgets import Explorer, clear_data, dropdown, slider
+    from ..device import get_device
+    from ..models import mlp
+    from ..plots import plot_histograms
+    from ..widgets import Explorer, clear_data, dropdown, slider
 
     X = check_tensor("X", X, ndim=2)
     width = check_int("width", width, minimum=1)

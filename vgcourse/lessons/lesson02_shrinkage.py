@@ -55,8 +55,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import activations as _act
-from ._validate import check_choice, check_int, check_positive, check_tensor
+from .. import activations as _act
+from .._validate import check_choice, check_int, check_positive, check_tensor
 
 __all__ = [
     "SEED_OPTIMIZERS",
@@ -150,7 +150,7 @@ def prefix_singular_values(net: nn.Module, inputs: torch.Tensor) -> np.ndarray:
     call ``.double()`` on the net for deep products, which reach 1e-20 and below. Returns an array
     of shape (N, depth, k), largest first, with :math:`k = \min(\text{width}, \text{in\_features})`.
     """
-    from .jacobians import layer_jacobians
+    from ..jacobians import layer_jacobians
 
     blocks = getattr(net, "blocks", None)
     if blocks is None:
@@ -201,7 +201,7 @@ def tracked_weights(
     The hidden layers of :func:`vgcourse.models.weight_layers`, plus, for a :func:`vgcourse.mlp`
     model with ``include_output``, the output layer (named ``"output"``).
     """
-    from .models import weight_layers
+    from ..models import weight_layers
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -515,9 +515,9 @@ class SeedExperiment:
         device: torch.device | str | None = None,
         cache_size: int = 64,
     ):
-        from ._validate import check_xy
-        from .device import get_device
-        from .train import epochs_to_steps
+        from .._validate import check_xy
+        from ..device import get_device
+        from ..train import epochs_to_steps
 
         if not isinstance(train, (tuple, list)) or len(train) != 2:
             raise TypeError(f"train must be a pair (X, y) of tensors, got {type(train).__name__}")
@@ -579,8 +579,8 @@ class SeedExperiment:
         return result
 
     def _train(self, activation: str, optimizer: str, lr: float, seed: int, steps: int) -> SeedRun:
-        from .models import mlp
-        from .train import fit
+        from ..models import mlp
+        from ..train import fit
 
         torch.manual_seed(seed)
         net = mlp(
@@ -734,7 +734,7 @@ def seed_experiment_explorer(
     (:meth:`SeedExperiment.curves`). ``explorer.state`` holds the last ``settings``, the step
     ``t``, the per-layer ``change`` at ``t``, the ``loss`` curve and the :class:`SeedCurves`.
     """
-    from .widgets import Explorer, dropdown, slider
+    from ..widgets import Explorer, dropdown, slider
 
     if not isinstance(experiment, SeedExperiment):
         raise TypeError(

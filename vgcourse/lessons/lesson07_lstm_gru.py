@@ -52,12 +52,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_int, check_module, check_positive, check_tensor
-from .data import ADDING_BASELINE_MSE, adding_problem
-from .device import get_device, seed_everything
-from .losses import LossSpec, get_loss
-from .models import CELLS, model_device, rnn_model
-from .train import History, fit
+from .._validate import check_choice, check_int, check_module, check_positive, check_tensor
+from ..data import ADDING_BASELINE_MSE, adding_problem
+from ..device import get_device, seed_everything
+from ..losses import LossSpec, get_loss
+from ..models import CELLS, model_device, rnn_model
+from ..train import History, fit
 
 #: Upper bound :math:`\gamma` of :math:`|\phi'|` for each recurrent nonlinearity (Pascanu et al. 2013).
 GAMMA: dict[str, float] = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "identity": 1.0}
@@ -599,7 +599,7 @@ def gradient_through_time_explorer(
     ``explorer.state`` holds the last ``settings``, the three ``curves``, the ``history`` of the
     trained model, ``reach`` (the selected curve's largest lag over lag 0) and ``final_mse``.
     """
-    from .widgets import Explorer, dropdown, slider
+    from ..widgets import Explorer, dropdown, slider
 
     check_choice("cell", cell, CELLS)
     check_choice("rho", rho, EXPLORER_RADII)

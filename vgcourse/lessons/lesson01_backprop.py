@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validate import check_int, check_positive, check_tensor
+from .._validate import check_int, check_positive, check_tensor
 
 __all__ = [
     "LESSON_PARAMS",
@@ -362,8 +362,8 @@ def chain_rule_explorer(
     ``num_updates``, ``factors`` (name -> float), ``grad`` (their product) and ``losses`` (the
     loss after 0..num_updates updates, numpy).
     """
-    from .device import get_device
-    from .widgets import Explorer, slider
+    from ..device import get_device
+    from ..widgets import Explorer, slider
 
     if isinstance(x, (str, bytes)) or not isinstance(x, Sequence) or len(x) != 2:
         raise TypeError(f"x must be a pair of numbers (x1, x2), got {x!r}")

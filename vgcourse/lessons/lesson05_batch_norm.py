@@ -43,7 +43,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_int, check_module, check_positive, check_tensor, check_xy
+from .._validate import (
+    check_choice,
+    check_int,
+    check_module,
+    check_positive,
+    check_tensor,
+    check_xy,
+)
 
 NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
 
@@ -234,7 +241,7 @@ def batch_size_sweep(
     to a multiple of the batch size, so no batch holds a single sample (training-mode batch norm
     cannot normalise one). Returns an array of shape ``(len(batch_sizes), len(seeds))``.
     """
-    from .train import epochs_to_steps, evaluate, fit
+    from ..train import epochs_to_steps, evaluate, fit
 
     if isinstance(make_net, nn.Module) or not callable(make_net):
         raise TypeError(

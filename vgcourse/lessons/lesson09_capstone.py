@@ -38,16 +38,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import torch
 
-from ._validate import check_choice, check_int, check_xy
-from .data import ADDING_BASELINE_MSE
-from .device import get_device
-from .diagnosis import diagnose
-from .models import mlp, rnn_model
-from .pretraining import grad_ratio
-from .train import fit, layer_grad_norms
+from .._validate import check_choice, check_int, check_xy
+from ..data import ADDING_BASELINE_MSE
+from ..device import get_device
+from ..diagnosis import diagnose
+from ..models import mlp, rnn_model
+from ..train import fit, layer_grad_norms
+from .lesson09_pretraining import grad_ratio
 
 if TYPE_CHECKING:
-    from .widgets import Explorer
+    from ..widgets import Explorer
 
 
 class Case(NamedTuple):
@@ -341,8 +341,8 @@ def clinic_explorer(
     """
     from matplotlib.ticker import NullLocator
 
-    from .plots import plot_loss
-    from .widgets import Explorer, dropdown
+    from ..plots import plot_loss
+    from ..widgets import Explorer, dropdown
 
     if not isinstance(clinic, Clinic):
         raise TypeError(f"clinic must be a Clinic, got {type(clinic).__name__}")

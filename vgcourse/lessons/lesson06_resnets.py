@@ -40,11 +40,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_int, check_module, check_positive, check_tensor, check_xy
-from .inits import INITS, init_
-from .losses import LossSpec, get_loss
-from .models import model_device, weight_layers
-from .train import History, OptimizerSpec, evaluate, fit, layer_grad_norms
+from .._validate import (
+    check_choice,
+    check_int,
+    check_module,
+    check_positive,
+    check_tensor,
+    check_xy,
+)
+from ..inits import INITS, init_
+from ..losses import LossSpec, get_loss
+from ..models import model_device, weight_layers
+from ..train import History, OptimizerSpec, evaluate, fit, layer_grad_norms
 
 CONV_NORMS = (None, "batch")
 
@@ -470,8 +477,8 @@ def mlp_depth_sweeps(
     same seeded initial weights, mini-batches and optimizer steps, to float32 rounding. Returns one
     :class:`SweepResult` per architecture name.
     """
-    from .sweeps import build_model
-    from .sweeps import sweep as batched_sweep
+    from ..sweeps import build_model
+    from ..sweeps import sweep as batched_sweep
 
     if not isinstance(archs, Mapping) or not archs:
         raise TypeError("archs must be a non-empty dict: name -> (depth -> dict of mlp arguments)")
@@ -620,9 +627,9 @@ def residual_stream_explorer(
     last ``settings``, the network's :class:`StreamProfile` (``profile``) and the reference's
     (``reference``).
     """
-    from .device import get_device
-    from .models import mlp
-    from .widgets import Explorer, checkbox, dropdown, slider
+    from ..device import get_device
+    from ..models import mlp
+    from ..widgets import Explorer, checkbox, dropdown, slider
 
     X, y = check_xy(X, y)
     if X.ndim != 2:

@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-LESSONS_DIR = Path(__file__).resolve().parents[1] / "lessons"
+LESSONS_DIR = Path(__file__).resolve().parents[2] / "lessons"
 
 CONFIG = '''"""nbgrader configuration written by `vgcourse init`."""
 c = get_config()  # noqa: F821
