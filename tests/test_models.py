@@ -69,7 +69,10 @@ def test_rnn_model_shapes(cell):
     net = vg.rnn_model(cell, 2, 8, 3, num_layers=2)
     assert net(torch.randn(4, 11, 2)).shape == (4, 3)
     reg = vg.rnn_model(cell, 2, 8, 1)
-    assert reg(torch.randn(4, 11, 2)).shape == (4, 1)  # the contract: (batch, output_size), 1 included
+    assert reg(torch.randn(4, 11, 2)).shape == (
+        4,
+        1,
+    )  # the contract: (batch, output_size), 1 included
 
 
 def test_forget_bias():

@@ -222,11 +222,11 @@ def rnn_model(
 ) -> RNNClassifier:
     """Build a recurrent model mapping ``(batch, T, input_size)`` to ``(batch, output_size)``.
 
-    ``cell`` is ``"rnn"`` (Elman, ``nonlinearity`` tanh or relu), ``"lstm"`` (Hochreiter &
-    Schmidhuber 1997, with the forget gate of Gers et al. 2000) or ``"gru"`` (Cho et al. 2014). With
-    ``output_size == 1`` the output is ``(batch, 1)``, which the named losses compare element for element
-with a target of shape ``(batch,)`` (see :mod:`vgcourse.losses`). ``forget_bias``
-    (LSTM only) sets the forget-gate bias, e.g. 1.0 as Jozefowicz et al. 2015 recommend.
+        ``cell`` is ``"rnn"`` (Elman, ``nonlinearity`` tanh or relu), ``"lstm"`` (Hochreiter &
+        Schmidhuber 1997, with the forget gate of Gers et al. 2000) or ``"gru"`` (Cho et al. 2014). With
+        ``output_size == 1`` the output is ``(batch, 1)``, which the named losses compare element for element
+    with a target of shape ``(batch,)`` (see :mod:`vgcourse.losses`). ``forget_bias``
+        (LSTM only) sets the forget-gate bias, e.g. 1.0 as Jozefowicz et al. 2015 recommend.
     """
     if not isinstance(cell, str):
         raise TypeError(f"cell must be a string, got {type(cell).__name__}")
