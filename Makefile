@@ -1,7 +1,9 @@
 # The two quick-start commands (see README.md):
 #   make course   set up a virtual environment in .venv and open the course in JupyterLab
 #   make test     set up the same environment with the test tools and run every test
-# Without make: python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/python -m pytest
+# Both install PyTorch first when .venv has none: the CPU build when no NVIDIA GPU is visible (a plain
+# `pip install torch` on Linux pulls several GB of CUDA packages), the default (CUDA) build otherwise.
+# Later runs reinstall nothing unless pyproject.toml changed (stamp files in .venv).
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -18,11 +20,22 @@ EXPLORER_TESTS := tests/test_widgets.py tests/test_backprop.py tests/test_shrink
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-setup: $(PY)
-	$(PY) -m pip install -e .
+# PyTorch, once (tools/install_torch.py: kept if importable; CPU build without an NVIDIA GPU)
+$(VENV)/.torch: | $(PY)
+	$(PY) tools/install_torch.py
+	@touch $@
 
-setup-test: $(PY)
+$(VENV)/.course: pyproject.toml $(VENV)/.torch
+	$(PY) -m pip install -e ".[course]"
+	@touch $@
+
+$(VENV)/.test: pyproject.toml $(VENV)/.torch
 	$(PY) -m pip install -e ".[test]"
+	@touch $@ $(VENV)/.course
+
+setup: $(VENV)/.course
+
+setup-test: $(VENV)/.test
 
 course: setup
 	$(VENV)/bin/jupyter lab lessons/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
@@ -32,7 +45,7 @@ test: setup-test
 
 test-ipywidgets7:
 	$(PYTHON) -m venv $(VENV7)
-	$(VENV7)/bin/python -c "import torch" 2>/dev/null || $(VENV7)/bin/pip install --quiet "torch==2.13.0"
+	$(VENV7)/bin/python tools/install_torch.py
 	$(VENV7)/bin/pip install --quiet "ipywidgets==7.7.*" ipykernel numpy matplotlib pillow \
 		scikit-learn scipy tqdm pytest
 	$(VENV7)/bin/pip install --quiet --no-deps -e .

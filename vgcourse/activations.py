@@ -89,7 +89,9 @@ _INFO: dict[str, ActivationInfo] = {
 def canonical_name(name: str) -> str:
     """Resolve aliases (``swish`` -> ``silu``) and reject unknown names with the list of valid ones."""
     if not isinstance(name, str):
-        raise TypeError(f"activation name must be a string, got {type(name).__name__}")
+        raise TypeError(
+            f"activation must be a name (a string) in {ACTIVATIONS}, got {name!r} ({type(name).__name__})"
+        )
     check_choice("activation", name, ACTIVATIONS)
     return _ALIASES.get(name, name)
 
