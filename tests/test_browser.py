@@ -85,3 +85,4 @@ def test_lesson_explorers_in_jupyterlab(lab, browser, lesson):
         assert not errors, f"{lesson.name}: an explorer raised in JupyterLab:\n{errors[0][:2000]}"
     finally:
         page.close()
+        lab.shutdown_kernels()  # an idle lesson kernel still holds ~0.6 GB and wakes up now and then

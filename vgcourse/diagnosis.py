@@ -266,14 +266,16 @@ def _forward(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"X of shape {tuple(X.shape)} does not fit the model: {err}") from None
 
 
-def _loss_value(loss_fn, out, y) -> torch.Tensor:
+def _loss_value(loss_fn, out, y, X_shape: tuple, y_shape: tuple) -> torch.Tensor:
+    """The loss of one pass; a failure names the caller's X and y shapes and chains the loss's error."""
     try:
         value = loss_fn(out, y)
     except (RuntimeError, ValueError, IndexError) as err:
         raise ValueError(
-            f"the loss cannot compare the model's output of shape {tuple(out.shape)} with y of "
-            f"shape {tuple(y.shape)}: {err}"
-        ) from None
+            f"the loss cannot compare the model's output with y (your X has shape {X_shape} and y "
+            f"shape {y_shape}; on this pass the output has shape {tuple(out.shape)} and y "
+            f"{tuple(y.shape)}): {err}"
+        ) from err
     if not isinstance(value, torch.Tensor) or value.ndim != 0:
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
         raise ValueError(f"loss must return a scalar tensor, got {shape}")
@@ -337,7 +339,9 @@ def diagnose(
             model.zero_grad(set_to_none=True)
             inp = chunk_X.clone().requires_grad_(recurrent and chunk_X.is_floating_point())
             with Probe(model) as probe:
-                value = _loss_value(loss_fn, _forward(model, inp), chunk_y)
+                value = _loss_value(
+                    loss_fn, _forward(model, inp), chunk_y, tuple(X.shape), tuple(y.shape)
+                )
                 losses.append(float(value.detach()))
                 if math.isfinite(losses[-1]):
                     value.backward()

@@ -802,9 +802,14 @@ def probe_model(
     A convenience for plots: ``probe_model(net, X, y).activations`` gives each layer's statistics.
     The model's training/eval mode is left as it is.
     """
+    from ._validate import check_module, check_tensor
     from .losses import get_loss
     from .models import model_device
 
+    model = check_module("model", model)
+    X = check_tensor("X", X)
+    if y is not None:
+        y = check_tensor("y", y)
     device = model_device(model)
     X = X.to(device)
     model.zero_grad(set_to_none=True)
