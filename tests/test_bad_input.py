@@ -201,6 +201,18 @@ CASES = [
         ["X and y", "(6, 2)", "(4,)"],
     ),
     (
+        "probe_model model",
+        lambda: vg.probe_model(42, X, y),
+        TypeError,
+        ["model", "int", "nn.Module"],
+    ),
+    (
+        "probe_model X",
+        lambda: vg.probe_model(net(), [[1.0, 2.0]]),
+        TypeError,
+        ["X", "list", "torch.Tensor"],
+    ),
+    (
         "epochs_to_steps",
         lambda: vg.epochs_to_steps(0, 100, 10),
         ValueError,
