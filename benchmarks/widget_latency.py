@@ -139,7 +139,7 @@ def _headless_cases() -> list[tuple[str, object]]:
     import vgcourse as vg
     from vgcourse import widgets
     from vgcourse.lessons import lesson03_activations as activation_study
-    from vgcourse.lessons import lesson04_initialization as variance
+    from vgcourse.lessons import lesson04_explorer as variance
 
     cases = [("lesson-01 style, 2 panels, cleared", lambda: _lesson01_style("clear"))]
     if "clear" in inspect.signature(widgets.Explorer).parameters:

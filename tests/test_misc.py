@@ -61,6 +61,41 @@ def test_jacobians_match_chain_rule():
         jacobians.layer_jacobians(net, torch.randn(2, 3))
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(activation="tanh"),
+        dict(activation="relu"),
+        dict(activation="identity"),
+        dict(activation="selu"),
+        dict(activation="leaky_relu"),
+        dict(activation="relu", residual=True, residual_scale=0.5),
+    ],
+)
+def test_batched_jacobians_equal_autograd(kw):
+    torch.manual_seed(0)
+    net = vg.mlp(5, 10, depth=3, width=12, init="xavier_normal", **kw)
+    X = torch.randn(4, 5)
+    assert jacobians.closed_form_applies(net)
+    batch = jacobians.layer_jacobians_batch(net, X)
+    for i in range(len(X)):
+        autograd = jacobians.layer_jacobians(net, X[i])
+        for Jb, Ja in zip(batch, autograd):
+            assert torch.allclose(Jb[i], Ja, atol=1e-6)
+        for Pb, Pa in zip(jacobians.prefix_products(batch), jacobians.prefix_products(autograd)):
+            assert torch.allclose(Pb[i], Pa, atol=1e-5)
+    assert jacobians.singular_values(batch[0]).shape == (4, 5)
+
+
+def test_batched_jacobians_refuse_norm_layers():
+    net = vg.mlp(32, 10, depth=2, width=8, norm="batch")
+    assert not jacobians.closed_form_applies(net)
+    with pytest.raises(ValueError, match="norm"):
+        jacobians.layer_jacobians_batch(net, torch.randn(4, 32))
+    with pytest.raises(TypeError, match="vgcourse.mlp"):
+        jacobians.layer_jacobians_batch(torch.nn.Linear(2, 2), torch.randn(4, 2))
+
+
 def test_plots_draw_what_they_are_given():
     h = vg.fit(vg.mlp(2, 2, depth=3, width=4), vg.data.moons(32, 0.1), steps=5, lr=0.01)
     ax = plots.plot_grad_norms({"a": [1e-3, 1e-2, 1e-1], "b": [1, 1, 1]})

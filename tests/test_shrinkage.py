@@ -8,7 +8,11 @@ import torch
 
 import vgcourse as vg
 from vgcourse.jacobians import layer_jacobians, singular_values
+from vgcourse.lessons import lesson02_latch as contracting
+from vgcourse.lessons import lesson02_seed_experiment as seed_experiment
+from vgcourse.lessons import lesson02_seed_explorer as seed_explorer
 from vgcourse.lessons import lesson02_shrinkage as shrinkage
+from vgcourse.lessons import lesson02_weight_change as weight_change
 
 
 # -- products of chain-rule factors ---------------------------------------------------------------
@@ -95,33 +99,33 @@ def test_prefix_singular_values_errors():
 def test_relative_change_values_and_errors():
     b = [torch.ones(2, 3), torch.full((4, 1), 2.0), torch.zeros(2, 2)]
     a = [torch.ones(2, 3) * 1.5, torch.full((4, 1), 2.0), torch.zeros(2, 2)]
-    np.testing.assert_allclose(shrinkage.relative_change(b, a), [0.5, 0.0, 0.0])
-    assert shrinkage.relative_change(torch.zeros(2), torch.ones(2))[0] == math.inf
-    assert shrinkage.relative_change(torch.ones(2), torch.zeros(2))[0] == pytest.approx(1.0)
+    np.testing.assert_allclose(weight_change.relative_change(b, a), [0.5, 0.0, 0.0])
+    assert weight_change.relative_change(torch.zeros(2), torch.ones(2))[0] == math.inf
+    assert weight_change.relative_change(torch.ones(2), torch.zeros(2))[0] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="same number of layers"):
-        shrinkage.relative_change(b, a[:2])
+        weight_change.relative_change(b, a[:2])
     with pytest.raises(ValueError, match="shape"):
-        shrinkage.relative_change([torch.ones(2, 3)], [torch.ones(3, 2)])
+        weight_change.relative_change([torch.ones(2, 3)], [torch.ones(3, 2)])
     with pytest.raises(TypeError, match="list of tensors"):
-        shrinkage.relative_change("weights", a)
+        weight_change.relative_change("weights", a)
     with pytest.raises(ValueError, match="non-finite"):
-        shrinkage.relative_change([torch.tensor([float("nan")])], [torch.ones(1)])
+        weight_change.relative_change([torch.tensor([float("nan")])], [torch.ones(1)])
 
 
 def test_tracked_weights_and_snapshot():
     net = vg.mlp(2, 3, depth=3, width=5)
-    names = [n for n, _ in shrinkage.tracked_weights(net)]
+    names = [n for n, _ in weight_change.tracked_weights(net)]
     assert names == ["hidden[0]", "hidden[1]", "hidden[2]", "output"]
-    assert len(shrinkage.tracked_weights(net, include_output=False)) == 3
-    snap = shrinkage.snapshot(net)
+    assert len(weight_change.tracked_weights(net, include_output=False)) == 3
+    snap = weight_change.snapshot(net)
     assert [tuple(s.shape) for s in snap] == [(5, 2), (5, 5), (5, 5), (3, 5)]
     with torch.no_grad():
         net.hidden_layers[0].weight.add_(1.0)
     assert not torch.equal(snap[0], net.hidden_layers[0].weight)  # a copy, not a view
     with pytest.raises(TypeError, match="nn.Module"):
-        shrinkage.tracked_weights("net")
+        weight_change.tracked_weights("net")
     with pytest.raises(TypeError, match="include_output"):
-        shrinkage.tracked_weights(net, include_output=1)
+        weight_change.tracked_weights(net, include_output=1)
 
 
 def _train(net, steps, callbacks, lr=1e-2, optimizer="sgd"):
@@ -141,14 +145,14 @@ def _train(net, steps, callbacks, lr=1e-2, optimizer="sgd"):
 def test_weight_recorder_matches_snapshots():
     torch.manual_seed(0)
     net = vg.mlp(2, 2, depth=3, width=4, activation="tanh")
-    before = shrinkage.snapshot(net)
-    rec = shrinkage.WeightRecorder(net)
+    before = weight_change.snapshot(net)
+    rec = weight_change.WeightRecorder(net)
     history = _train(net, 12, [rec], optimizer="adam")
-    after = shrinkage.snapshot(net)
+    after = weight_change.snapshot(net)
     assert rec.steps == list(range(13)) and len(rec.losses) == 12
     np.testing.assert_allclose(rec.losses, history.loss, rtol=1e-6)
     np.testing.assert_allclose(
-        rec.relative_change(), shrinkage.relative_change(before, after), rtol=1e-5
+        rec.relative_change(), weight_change.relative_change(before, after), rtol=1e-5
     )
     assert torch.equal(rec.layer(0)[0].reshape(4, 2), before[0])
     assert torch.equal(rec.layer(-1)[-1].reshape(2, 4), after[-1])
@@ -169,7 +173,7 @@ def test_weight_recorder_matches_snapshots():
 def test_weight_recorder_every_and_errors():
     torch.manual_seed(0)
     net = vg.mlp(2, 2, depth=2, width=3)
-    rec = shrinkage.WeightRecorder(net, every=4)
+    rec = weight_change.WeightRecorder(net, every=4)
     _train(net, 10, [rec])
     assert rec.steps == [0, 1, 4, 8]
     rec.finish(net)
@@ -181,7 +185,7 @@ def test_weight_recorder_every_and_errors():
     with pytest.raises(ValueError, match="index must be <"):
         rec.layer(3)
     with pytest.raises(ValueError, match="every must be an integer >= 1"):
-        shrinkage.WeightRecorder(net, every=0)
+        weight_change.WeightRecorder(net, every=0)
     other = vg.mlp(2, 2, depth=2, width=5)
     with pytest.raises(ValueError, match="changed shape"):
         rec(11, other, 0.0)  # step 12 is recorded
@@ -192,7 +196,7 @@ def test_sgd_freezes_first_layer_of_deep_sigmoid_net():
     """The lesson's central measurement: under SGD the first layer of a deep sigmoid net barely moves."""
     torch.manual_seed(0)
     net = vg.mlp(2, 2, depth=9, width=10, activation="sigmoid", init="xavier_uniform")
-    rec = shrinkage.WeightRecorder(net)
+    rec = weight_change.WeightRecorder(net)
     _train(net, 50, [rec], lr=1e-1)
     change = rec.relative_change()
     assert change[0] < 1e-4 * change[-1]
@@ -202,30 +206,30 @@ def test_representation_spread_and_recorder():
     torch.manual_seed(0)
     X = torch.randn(50, 2)
     deep = vg.mlp(2, 2, depth=9, width=10, activation="sigmoid", init="xavier_uniform")
-    spread = shrinkage.representation_spread(deep, X)
+    spread = weight_change.representation_spread(deep, X)
     assert spread.shape == (9,) and spread[-1] < 1e-3 * spread[0]
     # by hand for the first layer
     with torch.no_grad():
         h1 = torch.sigmoid(deep.hidden_layers[0](X))
     assert spread[0] == pytest.approx(float(h1.double().std(0).mean()), rel=1e-5)
-    rec = shrinkage.SpreadRecorder(deep, X, every=5)
+    rec = weight_change.SpreadRecorder(deep, X, every=5)
     _train(deep, 10, [rec])
     assert rec.steps == [0, 5, 10] and rec.spread.shape == (3, 9)
     with pytest.raises(TypeError, match="forward_hidden"):
-        shrinkage.representation_spread(torch.nn.Linear(2, 2), X)
+        weight_change.representation_spread(torch.nn.Linear(2, 2), X)
     with pytest.raises(ValueError, match="at least 2 samples"):
-        shrinkage.representation_spread(deep, X[:1])
+        weight_change.representation_spread(deep, X[:1])
 
 
 # -- contracting maps ------------------------------------------------------------------------------
 @pytest.mark.parametrize("w", [0.5, 1.0, 1.5, 2.0, 3.0])
 def test_latch_fixed_point_and_rate(w):
-    a = shrinkage.latch_fixed_point(w)
+    a = contracting.latch_fixed_point(w)
     assert a == pytest.approx(w * math.tanh(a), abs=1e-12)
     if w <= 1:
-        assert a == 0.0 and shrinkage.latch_rate(w) == pytest.approx(w)
+        assert a == 0.0 and contracting.latch_rate(w) == pytest.approx(w)
     else:
-        assert a > 0 and 0 < shrinkage.latch_rate(w) < 1
+        assert a > 0 and 0 < contracting.latch_rate(w) < 1
 
 
 def test_latch_derivatives_match_autograd_and_decay_rate():
@@ -235,39 +239,39 @@ def test_latch_derivatives_match_autograd_and_decay_rate():
     for h in inputs:
         a = 2.0 * torch.tanh(a) + h
     (expected,) = torch.autograd.grad(a, a0)
-    states, derivs = shrinkage.latch_derivatives(2.0, 0.3, 5, inputs)
+    states, derivs = contracting.latch_derivatives(2.0, 0.3, 5, inputs)
     assert states.shape == (6,) and derivs[0] == 1.0
     assert float(states[-1]) == pytest.approx(float(a.detach()))
     assert float(derivs[-1]) == pytest.approx(float(expected), rel=1e-12)
-    _, d = shrinkage.latch_derivatives(2.0, 1.0, 60)
+    _, d = contracting.latch_derivatives(2.0, 1.0, 60)
     assert shrinkage.decay_rate(d.abs(), start=20) == pytest.approx(
-        shrinkage.latch_rate(2.0), rel=1e-6
+        contracting.latch_rate(2.0), rel=1e-6
     )
 
 
 def test_latch_survival_trade_off():
-    weak = shrinkage.latch_survival(1.05, 0.3, 50, n_trials=400)
-    strong = shrinkage.latch_survival(3.0, 0.3, 50, n_trials=400)
+    weak = contracting.latch_survival(1.05, 0.3, 50, n_trials=400)
+    strong = contracting.latch_survival(3.0, 0.3, 50, n_trials=400)
     assert strong == 1.0 and weak < 0.8
-    assert shrinkage.latch_survival(2.0, 0.0, 10, n_trials=5) == 1.0
-    assert shrinkage.latch_survival(1.5, 0.3, 20, seed=3) == shrinkage.latch_survival(
+    assert contracting.latch_survival(2.0, 0.0, 10, n_trials=5) == 1.0
+    assert contracting.latch_survival(1.5, 0.3, 20, seed=3) == contracting.latch_survival(
         1.5, 0.3, 20, seed=3
     )
 
 
 def test_latch_errors():
     with pytest.raises(ValueError, match="w must be a finite number > 0"):
-        shrinkage.latch_fixed_point(-1.0)
+        contracting.latch_fixed_point(-1.0)
     with pytest.raises(TypeError, match="w must be a real number"):
-        shrinkage.latch_rate("2")
+        contracting.latch_rate("2")
     with pytest.raises(ValueError, match="T must be an integer >= 1"):
-        shrinkage.latch_derivatives(2.0, 1.0, 0)
+        contracting.latch_derivatives(2.0, 1.0, 0)
     with pytest.raises(ValueError, match="T=3 entries"):
-        shrinkage.latch_derivatives(2.0, 1.0, 3, torch.zeros(2))
+        contracting.latch_derivatives(2.0, 1.0, 3, torch.zeros(2))
     with pytest.raises(ValueError, match="noise_std"):
-        shrinkage.latch_survival(2.0, -0.1, 5)
+        contracting.latch_survival(2.0, -0.1, 5)
     with pytest.raises(ValueError, match="n_trials"):
-        shrinkage.latch_survival(2.0, 0.1, 5, n_trials=0)
+        contracting.latch_survival(2.0, 0.1, 5, n_trials=0)
 
 
 def test_rnn_jacobian_norms_and_fixed_point_rate():
@@ -276,7 +280,7 @@ def test_rnn_jacobian_norms_and_fixed_point_rate():
     W = 0.9 * torch.nn.init.orthogonal_(torch.empty(n, n, dtype=torch.float64), generator=g)
     b = 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
     h0 = torch.randn(n, generator=g, dtype=torch.float64)
-    norms, hT = shrinkage.rnn_jacobian_norms(W, h0, 80, b=b)
+    norms, hT = contracting.rnn_jacobian_norms(W, h0, 80, b=b)
     assert norms.shape == (81,) and norms[0] == 1.0
     assert (norms <= 0.9 ** np.arange(81) * (1 + 1e-9)).all()
 
@@ -285,7 +289,7 @@ def test_rnn_jacobian_norms_and_fixed_point_rate():
 
     J3 = torch.autograd.functional.jacobian(lambda v: step(step(step(v))), h0)
     assert norms[3] == pytest.approx(float(torch.linalg.matrix_norm(J3, 2)), rel=1e-10)
-    rho, h_star = shrinkage.rnn_fixed_point_rate(W, h0, b)
+    rho, h_star = contracting.rnn_fixed_point_rate(W, h0, b)
     assert torch.allclose(h_star, step(h_star), atol=1e-12)
     assert shrinkage.decay_rate(norms, start=40) == pytest.approx(rho, rel=1e-2)
     assert torch.allclose(hT, h_star, atol=1e-6)
@@ -294,13 +298,13 @@ def test_rnn_jacobian_norms_and_fixed_point_rate():
 def test_rnn_errors():
     W = torch.eye(3, dtype=torch.float64)
     with pytest.raises(ValueError, match="square"):
-        shrinkage.rnn_jacobian_norms(torch.zeros(3, 2), torch.zeros(3), 5)
+        contracting.rnn_jacobian_norms(torch.zeros(3, 2), torch.zeros(3), 5)
     with pytest.raises(ValueError, match="h0 must have 3 entries"):
-        shrinkage.rnn_jacobian_norms(W, torch.zeros(2), 5)
+        contracting.rnn_jacobian_norms(W, torch.zeros(2), 5)
     with pytest.raises(ValueError, match="b must have 3 entries"):
-        shrinkage.rnn_fixed_point_rate(W, torch.zeros(3), b=torch.zeros(4))
+        contracting.rnn_fixed_point_rate(W, torch.zeros(3), b=torch.zeros(4))
     with pytest.raises(ValueError, match="2 dimensions"):
-        shrinkage.rnn_fixed_point_rate(torch.zeros(3), torch.zeros(3))
+        contracting.rnn_fixed_point_rate(torch.zeros(3), torch.zeros(3))
 
 
 def test_decay_rate():
@@ -318,7 +322,7 @@ def test_decay_rate():
 def test_relative_changes_equal_relative_change_at_every_step():
     torch.manual_seed(0)
     net = vg.mlp(2, 2, depth=3, width=4, activation="tanh")
-    rec = shrinkage.WeightRecorder(net)
+    rec = weight_change.WeightRecorder(net)
     _train(net, 9, [rec], optimizer="adam")
     table = rec.relative_changes()
     assert table.shape == (10, 4) and (table[0] == 0).all()
@@ -334,7 +338,7 @@ def _seed_data():
 def _seed_experiment(**kw):
     train, test = _seed_data()
     kw = dict(depth=3, width=4, batch_size=16, eval_every=10, device="cpu", **kw)
-    return shrinkage.SeedExperiment(train, test, **kw)
+    return seed_experiment.SeedExperiment(train, test, **kw)
 
 
 def _plain_seed_run(activation, optimizer, lr, seed, steps):
@@ -342,13 +346,13 @@ def _plain_seed_run(activation, optimizer, lr, seed, steps):
     (X, y), test = _seed_data()
     torch.manual_seed(seed)
     net = vg.mlp(2, 1, depth=3, width=4, activation=activation, init="xavier_uniform")
-    before = shrinkage.snapshot(net)
+    before = weight_change.snapshot(net)
     history = vg.fit(
         net,
         (X, y),
         steps=steps,
         lr=lr,
-        optimizer=shrinkage.SEED_OPTIMIZERS[optimizer],
+        optimizer=seed_experiment.SEED_OPTIMIZERS[optimizer],
         batch_size=16,
         loss="bce",
         seed=seed,
@@ -356,7 +360,7 @@ def _plain_seed_run(activation, optimizer, lr, seed, steps):
         eval_every=10,
         progress=False,
     )
-    return shrinkage.relative_change(before, shrinkage.snapshot(net)), history
+    return weight_change.relative_change(before, weight_change.snapshot(net)), history
 
 
 def test_seed_experiment_runs_are_cached_and_prefixes_are_exact():
@@ -390,7 +394,9 @@ def test_seed_experiment_optimizers_and_cache_limit():
     keras = experiment.run("sigmoid", "adam-keras", 1e-3, 0, 5)
     torch_adam = experiment.run("sigmoid", "adam", 1e-3, 0, 5)
     assert len(experiment._runs) == 2 and experiment.run("sigmoid", "sgd", 1e-3, 0, 5) is not sgd
-    opt = shrinkage.SEED_OPTIMIZERS["adam-keras"]([torch.zeros(1, requires_grad=True)], lr=0.1)
+    opt = seed_experiment.SEED_OPTIMIZERS["adam-keras"](
+        [torch.zeros(1, requires_grad=True)], lr=0.1
+    )
     assert isinstance(opt, torch.optim.Adam) and opt.defaults["eps"] == 1e-7  # Keras' epsilon
     # Keras' larger epsilon damps the tiny first-layer gradients: a smaller first-layer change
     assert keras.weights.relative_change()[0] < torch_adam.weights.relative_change()[0]
@@ -400,7 +406,7 @@ def test_seed_experiment_optimizers_and_cache_limit():
 
 def test_seed_experiment_on_every_device(device):
     train, test = _seed_data()
-    experiment = shrinkage.SeedExperiment(
+    experiment = seed_experiment.SeedExperiment(
         train, test, depth=3, width=4, batch_size=16, eval_every=10, device=device
     )
     net, history, weights, _ = experiment.run("sigmoid", "adam", 1e-2, 0, 10)
@@ -413,14 +419,14 @@ def test_seed_experiment_on_every_device(device):
 def test_seed_experiment_rejects_bad_arguments():
     train, test = _seed_data()
     with pytest.raises(TypeError, match="train must be a pair"):
-        shrinkage.SeedExperiment(train[0])
+        seed_experiment.SeedExperiment(train[0])
     with pytest.raises(TypeError, match="test must be a pair"):
-        shrinkage.SeedExperiment(train, test[0])
+        seed_experiment.SeedExperiment(train, test[0])
     with pytest.raises(ValueError, match="same number of rows"):
-        shrinkage.SeedExperiment((train[0], train[1][:5]))
+        seed_experiment.SeedExperiment((train[0], train[1][:5]))
     with pytest.raises(ValueError, match="depth must be an integer >= 1"):
-        shrinkage.SeedExperiment(train, depth=0)
-    experiment = shrinkage.SeedExperiment(train, device="cpu")
+        seed_experiment.SeedExperiment(train, depth=0)
+    experiment = seed_experiment.SeedExperiment(train, device="cpu")
     assert experiment.eval_every == vg.epochs_to_steps(100, len(train[0]), 32)
     with pytest.raises(ValueError, match="optimizer must be one of 'adam', 'adam-keras', 'sgd'"):
         experiment.run(optimizer="rmsprop")
@@ -433,9 +439,9 @@ def test_seed_experiment_rejects_bad_arguments():
 
 
 @pytest.fixture(scope="module")
-def seed_explorer():
+def seed_explorer_setup():
     experiment = _seed_experiment()
-    explorer = shrinkage.seed_experiment_explorer(
+    explorer = seed_explorer.seed_experiment_explorer(
         experiment,
         steps=(10, 20),
         article_steps=10,
@@ -447,8 +453,8 @@ def seed_explorer():
     return experiment, explorer
 
 
-def test_seed_experiment_explorer_every_control(seed_explorer):
-    experiment, explorer = seed_explorer
+def test_seed_experiment_explorer_every_control(seed_explorer_setup):
+    experiment, explorer = seed_explorer_setup
     explorer.reset()
     first_readout, defaults = explorer.readout, explorer.values()
     assert defaults == dict(
@@ -487,8 +493,8 @@ def test_seed_experiment_explorer_every_control(seed_explorer):
     assert explorer.values() == defaults and explorer.readout == first_readout
 
 
-def test_seed_experiment_explorer_step_slider_does_not_train(seed_explorer):
-    experiment, explorer = seed_explorer
+def test_seed_experiment_explorer_step_slider_does_not_train(seed_explorer_setup):
+    experiment, explorer = seed_explorer_setup
     explorer.reset()
     runs = dict(experiment._runs)
     for t in (0, 6, 12, 20):
@@ -502,8 +508,8 @@ def test_seed_experiment_explorer_step_slider_does_not_train(seed_explorer):
     )
 
 
-def test_seed_experiment_explorer_redraws_after_a_failed_setting(seed_explorer, monkeypatch):
-    experiment, explorer = seed_explorer
+def test_seed_experiment_explorer_redraws_after_a_failed_setting(seed_explorer_setup, monkeypatch):
+    experiment, explorer = seed_explorer_setup
     explorer.reset()
 
     def fail(*args, **kw):
@@ -527,14 +533,14 @@ def test_seed_experiment_explorer_redraws_after_a_failed_setting(seed_explorer, 
 def test_seed_experiment_explorer_rejects_bad_arguments():
     experiment = _seed_experiment()
     with pytest.raises(TypeError, match="SeedExperiment"):
-        shrinkage.seed_experiment_explorer("experiment")
+        seed_explorer.seed_experiment_explorer("experiment")
     with pytest.raises(TypeError, match="steps must be a non-empty sequence"):
-        shrinkage.seed_experiment_explorer(experiment, steps=())
+        seed_explorer.seed_experiment_explorer(experiment, steps=())
     with pytest.raises(ValueError, match="lr must be one of"):
-        shrinkage.seed_experiment_explorer(experiment, lr=0.5)
+        seed_explorer.seed_experiment_explorer(experiment, lr=0.5)
     with pytest.raises(ValueError, match="optimizer must be one of"):
-        shrinkage.seed_experiment_explorer(experiment, optimizer="adagrad")
+        seed_explorer.seed_experiment_explorer(experiment, optimizer="adagrad")
     with pytest.raises(ValueError, match="activation"):
-        shrinkage.seed_experiment_explorer(experiment, activations=("sigmoid", "sigmoidd"))
+        seed_explorer.seed_experiment_explorer(experiment, activations=("sigmoid", "sigmoidd"))
     with pytest.raises(ValueError, match="at_step must be <= the longest run"):
-        shrinkage.seed_experiment_explorer(experiment, steps=(5, 10), at_step=11)
+        seed_explorer.seed_experiment_explorer(experiment, steps=(5, 10), at_step=11)

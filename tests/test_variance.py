@@ -11,7 +11,9 @@ from torch import nn
 
 import vgcourse as vg
 from vgcourse.activations import SELU_ALPHA, SELU_LAMBDA
+from vgcourse.lessons import lesson04_explorer as init_explorer
 from vgcourse.lessons import lesson04_initialization as vp
+from vgcourse.lessons import lesson04_measurements as measurements
 
 
 # -- weight_variance -----------------------------------------------------------------------------
@@ -191,7 +193,7 @@ def test_measure_matches_prediction_for_wide_nets():
     X = torch.randn(1024, 32, generator=torch.Generator().manual_seed(1))
     for activation, init in (("relu", "kaiming_normal"), ("tanh", "xavier_normal")):
         net = _net(activation=activation, init=init)
-        m = vp.measure_propagation(net, X)
+        m = measurements.measure_propagation(net, X)
         p = vp.predict_propagation(
             6, init, activation, width=256, in_features=32, input_second_moment=1.0
         )
@@ -204,71 +206,74 @@ def test_measure_matches_prediction_for_wide_nets():
 def test_measure_with_a_loss_and_kept_values():
     X, y = vg.data.moons(128, 0.1, seed=0)
     net = _net(depth=3, width=16, in_features=2)
-    m = vp.measure_propagation(net, X, y, keep_values=True, max_values=100)
+    m = measurements.measure_propagation(net, X, y, keep_values=True, max_values=100)
     assert len(m.act_values) == 3 and len(m.grad_values) == 3
     assert all(0 < len(v) <= 100 for v in m.act_values + m.grad_values)
     assert np.all(np.isfinite(m.grad_weight)) and np.all(m.grad_weight > 0)
     assert (m.act_values[0] >= 0).all()  # ReLU outputs
     # the backward statistics do depend on the loss: a random output gradient differs
-    assert not np.allclose(m.grad_preact, vp.measure_propagation(net, X).grad_preact)
+    assert not np.allclose(m.grad_preact, measurements.measure_propagation(net, X).grad_preact)
 
 
 def test_measure_is_repeatable_with_a_seed():
     X = torch.randn(64, 32)
     net = _net(depth=2, width=16)
-    a, b = vp.measure_propagation(net, X, seed=3), vp.measure_propagation(net, X, seed=3)
+    a, b = (
+        measurements.measure_propagation(net, X, seed=3),
+        measurements.measure_propagation(net, X, seed=3),
+    )
     assert np.array_equal(a.grad_preact, b.grad_preact)
 
 
 def test_measure_rejects_bad_input():
     net = _net(depth=2, width=8)
     with pytest.raises(TypeError):
-        vp.measure_propagation(nn.Sequential(nn.Linear(32, 2)), torch.randn(4, 32))
+        measurements.measure_propagation(nn.Sequential(nn.Linear(32, 2)), torch.randn(4, 32))
     with pytest.raises(ValueError):
-        vp.measure_propagation(net, torch.full((4, 32), float("nan")))
+        measurements.measure_propagation(net, torch.full((4, 32), float("nan")))
     with pytest.raises(ValueError):
-        vp.measure_propagation(net, torch.randn(4, 32), torch.zeros(5, dtype=torch.long))
+        measurements.measure_propagation(net, torch.randn(4, 32), torch.zeros(5, dtype=torch.long))
     with pytest.raises(TypeError):
-        vp.measure_propagation(net, [[1.0] * 32])
+        measurements.measure_propagation(net, [[1.0] * 32])
 
 
 # -- symmetry, rescaling ------------------------------------------------------------------------
 def test_max_unit_difference():
-    assert vp.max_unit_difference(torch.ones(5, 3) * 0.7) == 0.0
+    assert measurements.max_unit_difference(torch.ones(5, 3) * 0.7) == 0.0
     w = torch.zeros(4, 3)
     w[2, 1] = -0.5
-    assert vp.max_unit_difference(w) == pytest.approx(0.5)
+    assert measurements.max_unit_difference(w) == pytest.approx(0.5)
     with pytest.raises(ValueError):
-        vp.max_unit_difference(torch.zeros(3))
+        measurements.max_unit_difference(torch.zeros(3))
     with pytest.raises(TypeError):
-        vp.max_unit_difference([[0.0]])
+        measurements.max_unit_difference([[0.0]])
 
 
 def test_rescale_weights():
     net = _net(depth=2, width=8)
     before = net.hidden_layers[1].weight.detach().clone()
-    assert vp.rescale_weights_(net, 3.0) is net
+    assert measurements.rescale_weights_(net, 3.0) is net
     assert torch.allclose(net.hidden_layers[1].weight, 3 * before)
     with pytest.raises(ValueError):
-        vp.rescale_weights_(net, -1.0)
+        measurements.rescale_weights_(net, -1.0)
     with pytest.raises(TypeError):
-        vp.rescale_weights_("net", 1.0)
+        measurements.rescale_weights_("net", 1.0)
 
 
 # -- spectra and Jacobians -------------------------------------------------------------------------
 def test_product_singular_values():
-    orth = vp.product_singular_values(20, 32, "orthogonal", seed=1)
+    orth = measurements.product_singular_values(20, 32, "orthogonal", seed=1)
     assert torch.allclose(orth, torch.ones(32, dtype=torch.float64), atol=1e-10)
     assert torch.allclose(
-        vp.product_singular_values(3, 16, "orthogonal", gain=2.0),
+        measurements.product_singular_values(3, 16, "orthogonal", gain=2.0),
         torch.full((16,), 8.0, dtype=torch.float64),
     )
-    one = vp.product_singular_values(1, 400, "gaussian", seed=0)
+    one = measurements.product_singular_values(1, 400, "gaussian", seed=0)
     assert float(one.max()) == pytest.approx(2.0, rel=0.1)  # quarter-circle edge
     assert float(one.pow(2).mean()) == pytest.approx(1.0, rel=0.05)
-    deep = vp.product_singular_values(16, 64, "gaussian", seed=0)
+    deep = measurements.product_singular_values(16, 64, "gaussian", seed=0)
     assert float(deep.median()) < 0.1 < float(deep.max())
-    assert torch.equal(deep, vp.product_singular_values(16, 64, "gaussian", seed=0))
+    assert torch.equal(deep, measurements.product_singular_values(16, 64, "gaussian", seed=0))
     assert (deep[:-1] >= deep[1:]).all()
 
 
@@ -283,31 +288,19 @@ def test_product_singular_values():
 )
 def test_product_singular_values_rejects_bad_input(args, kw, error):
     with pytest.raises(error):
-        vp.product_singular_values(*args, **kw)
-
-
-@pytest.mark.parametrize("activation", ["tanh", "relu", "identity", "selu", "leaky_relu"])
-def test_closed_form_jacobians_equal_autograd(activation):
-    net = _net(depth=3, width=12, activation=activation, init="xavier_normal", in_features=5)
-    X = torch.randn(4, 5)
-    batch = vp.layer_jacobians_batch(net, X)
-    for i in range(len(X)):
-        for Jb, Ja in zip(batch, vg.jacobians.layer_jacobians(net, X[i])):
-            assert torch.allclose(Jb[i], Ja, atol=1e-6)
+        measurements.product_singular_values(*args, **kw)
 
 
 def test_mean_jacobian_singular_values():
     net = _net(depth=3, width=16, activation="identity", init="orthogonal", in_features=16)
-    assert np.allclose(vp.mean_jacobian_singular_values(net, torch.randn(3, 16)), 1.0)
+    assert np.allclose(measurements.mean_jacobian_singular_values(net, torch.randn(3, 16)), 1.0)
     with pytest.raises(ValueError):
-        vp.layer_jacobians_batch(_net(depth=2, width=8, norm="batch"), torch.randn(4, 32))
-    with pytest.raises(ValueError):
-        vp.mean_jacobian_singular_values(net, torch.randn(0, 16))
+        measurements.mean_jacobian_singular_values(net, torch.randn(0, 16))
 
 
 def test_propagation_explorer_redraws_and_reports():
     X = torch.rand(64, 10, generator=torch.Generator().manual_seed(0))
-    explorer = vp.propagation_explorer(
+    explorer = init_explorer.propagation_explorer(
         X, depth=6, width=16, activation="relu", scheme="lecun_normal"
     )
     first = explorer.readout
@@ -317,15 +310,15 @@ def test_propagation_explorer_redraws_and_reports():
     explorer.set(scheme="kaiming_normal", gain=1.0)
     assert explorer.readout != first and explorer.redraws == 2
     with pytest.raises(ValueError):
-        vp.propagation_explorer(X, scheme="zeros")
+        init_explorer.propagation_explorer(X, scheme="zeros")
     with pytest.raises(ValueError):
-        vp.propagation_explorer(X, activation="gelu")
+        init_explorer.propagation_explorer(X, activation="gelu")
 
 
 def test_propagation_explorer_every_control_redraws_with_the_right_numbers():
     X = torch.rand(64, 10, generator=torch.Generator().manual_seed(0))
     m0 = float(X.double().pow(2).mean())
-    explorer = vp.propagation_explorer(
+    explorer = init_explorer.propagation_explorer(
         X, depth=6, width=16, activation="tanh", scheme="xavier_normal", device="cpu"
     )
     for change in (
@@ -344,7 +337,7 @@ def test_propagation_explorer_every_control_redraws_with_the_right_numbers():
         # the forward pass of the same network, measured here without the explorer's hooks
         torch.manual_seed(0)
         net = vg.mlp(10, 10, depth=depth, width=16, activation=activation, init=scheme)
-        vp.rescale_weights_(net, gain)
+        measurements.rescale_weights_(net, gain)
         with torch.no_grad():
             second = np.array([float(h.pow(2).mean()) for h in net.forward_hidden(X)])
         assert np.allclose(s["measured"].act, second, rtol=1e-5), change
@@ -367,7 +360,7 @@ def test_propagation_explorer_every_control_redraws_with_the_right_numbers():
 
 def test_propagation_explorer_redraws_the_same_picture_for_the_same_setting():
     X = torch.rand(64, 10, generator=torch.Generator().manual_seed(0))
-    explorer = vp.propagation_explorer(X, depth=6, width=16, activation="tanh")
+    explorer = init_explorer.propagation_explorer(X, depth=6, width=16, activation="tanh")
     first = explorer.png
     explorer.set(activation="relu", gain=3.0, depth=12)  # magnitudes span decades: log panels
     assert "log_{10}" in explorer.axes[0].get_xlabel()
@@ -377,7 +370,9 @@ def test_propagation_explorer_redraws_the_same_picture_for_the_same_setting():
 
 def test_propagation_explorer_runs_on_every_device(device):
     X = torch.rand(64, 10, generator=torch.Generator().manual_seed(0))
-    explorer = vp.propagation_explorer(X, depth=5, width=16, activation="relu", device=device)
+    explorer = init_explorer.propagation_explorer(
+        X, depth=5, width=16, activation="relu", device=device
+    )
     torch.manual_seed(0)
     net = vg.mlp(10, 10, depth=5, width=16, activation="relu", init="xavier_normal")
     with torch.no_grad():

@@ -102,10 +102,7 @@ def layer_jacobians_batch(net: nn.Module, X: torch.Tensor) -> list[torch.Tensor]
             d = torch.ones_like(a) if d is None else d  # identity
             J = d[:, :, None] * block.linear.weight[None]
             if block.residual:
-                J = (
-                    torch.eye(J.shape[1], dtype=J.dtype, device=J.device)
-                    + block.residual_scale * J
-                )
+                J = torch.eye(J.shape[1], dtype=J.dtype, device=J.device) + block.residual_scale * J
             out.append(J)
             h = block(h)
     return out

@@ -2,5 +2,7 @@
 calls beyond the toolkit (its experiments, reproductions and explorer). Lesson modules import the
 toolkit (``vgcourse``) and earlier lessons' modules; the toolkit never imports them.
 
-Import one in a notebook as ``from vgcourse.lessons import lesson02_shrinkage as shrinkage``.
+A lesson may have several modules, one concept each (``lesson02_shrinkage``, ``lesson02_seed_experiment``,
+``lesson02_latch``, ...). Import one in a notebook as
+``from vgcourse.lessons import lesson02_shrinkage as shrinkage``.
 """

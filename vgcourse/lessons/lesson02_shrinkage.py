@@ -115,14 +115,10 @@ def prefix_singular_values(net: nn.Module, inputs: torch.Tensor) -> np.ndarray:
     their singular values in float64. Returns an array of shape (N, depth, k), largest first, with
     :math:`k = \min(\text{width}, \text{in\_features})`.
     """
-    if getattr(net, "blocks", None) is None:
-        raise TypeError(
-            f"net must be a vgcourse.mlp model (it needs .blocks), got {type(net).__name__}"
-        )
     inputs = check_tensor("inputs", inputs, ndim=2)
     if inputs.shape[0] < 1:
         raise ValueError("inputs must hold at least one row")
-    if closed_form_applies(net):
+    if closed_form_applies(net):  # raises TypeError unless net is a vgcourse.mlp model
         products = prefix_products(layer_jacobians_batch(net, inputs))
         return torch.stack([singular_values(P).cpu() for P in products], dim=1).numpy()
     first = next(net.parameters())

@@ -1,7 +1,8 @@
-r"""Variance propagation at initialization: predictions, measurements, and random-matrix spectra.
+r"""Variance propagation at initialization: the mean-field predictions of every layer's second moments.
 
 Lesson 04 derives how the second moments of activations and gradients change from layer to layer,
-and this module turns the derivation into numbers a notebook can compare with measurements.
+and this module turns the derivation into numbers a notebook can compare with measurements
+(:mod:`.lesson04_measurements`, explored in :mod:`.lesson04_explorer`).
 
 **Forward.** A linear layer :math:`a = W h` with weights drawn independently of :math:`h`,
 zero-mean with variance :math:`v = \mathrm{Var}(w)`, gives (LeCun et al. 1998; Glorot & Bengio 2010,
@@ -31,10 +32,12 @@ For ReLU this is exactly :math:`q/2`; for tanh it is :math:`\approx q` while :ma
 (Glorot & Bengio 2010, sec. 4.2.1; He et al. 2015, eq. 13-14), treating the backward signal as
 independent of the forward pass, the usual mean-field assumption.
 
-**Products of random matrices.** Back-propagation through :math:`L` linear layers multiplies by
-:math:`W_1^\top\cdots W_L^\top`. For Gaussian :math:`W` scaled to keep the mean squared singular
-value at 1 the singular values of the product spread over many decades as :math:`L` grows; for
-orthogonal :math:`W` they are all exactly 1 ("dynamical isometry", Saxe, McClelland & Ganguli 2014).
+
+**Mean-field fixed point.** Iterating the forward recursion on square layers,
+:math:`q \mapsto \sigma_w^2\,\mathbb E_{z\sim\mathcal N(0,q)}[\phi(z)^2]` with
+:math:`\sigma_w^2 = n v`, converges to :math:`q^*`; there
+:math:`\chi_1 = \sigma_w^2\,\mathbb E[\phi'(z)^2]` is the per-layer factor of the squared gradient:
+below 1 gradients vanish, above 1 they explode (:func:`fixed_point`; Schoenholz et al. 2017).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ import torch
 from torch import nn
 
 from .. import activations as _act
-from .._validate import check_choice, check_int, check_positive, check_tensor, check_xy
+from .._validate import check_choice, check_int, check_positive
 from ..inits import INITS
 
 __all__ = [
@@ -56,15 +59,8 @@ __all__ = [
     "derivative_second_moment",
     "fixed_point",
     "forward_factor",
-    "layer_jacobians_batch",
-    "max_unit_difference",
-    "mean_jacobian_singular_values",
-    "measure_propagation",
     "predict_propagation",
     "predicted_second_moments",
-    "product_singular_values",
-    "propagation_explorer",
-    "rescale_weights_",
     "second_moment",
     "weight_variance",
 ]
@@ -303,359 +299,3 @@ def predicted_second_moments(
         input_second_moment=input_second_moment,
         **init_kw,
     ).act
-
-
-def rescale_weights_(net: nn.Module, factor: float) -> nn.Module:
-    """Multiply every Linear weight of ``net`` by ``factor`` in place (an extra gain on any scheme)."""
-    if not isinstance(net, nn.Module):
-        raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
-    factor = check_positive("factor", factor, allow_zero=True)
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, nn.Linear):
-                module.weight.mul_(factor)
-    return net
-
-
-def _blocks(net: nn.Module):
-    blocks = getattr(net, "blocks", None)
-    if blocks is None or not hasattr(net, "hidden_layers"):
-        raise TypeError(
-            f"net must be a vgcourse.mlp model (with .blocks and .hidden_layers), got {type(net).__name__}"
-        )
-    return list(blocks)
-
-
-def measure_propagation(
-    net: nn.Module,
-    X: torch.Tensor,
-    y: torch.Tensor | None = None,
-    *,
-    loss: str = "cross_entropy",
-    seed: int = 0,
-    keep_values: bool = False,
-    max_values: int = 20000,
-) -> Propagation:
-    r"""Measure every hidden layer's forward and backward second moments with hooks (one pass).
-
-    ``net`` is a :func:`vgcourse.mlp` model. With ``y`` the backward pass starts from ``loss``;
-    without it, from random output gradients :math:`\partial L/\partial \hat y \sim \mathcal N(0, 1)`
-    (``seed``), i.e. :math:`L = \sum \hat y \odot G`, the input the mean-field prediction
-    :func:`predict_propagation` assumes. Gradients are cleared afterwards; no update is made.
-    Fields are described in :class:`Propagation`; ``keep_values`` keeps up to ``max_values``
-    sampled values per layer for histograms.
-    """
-    from ..losses import get_loss
-    from ..models import model_device
-
-    blocks = _blocks(net)
-    X = check_tensor("X", X)
-    if y is not None:
-        X, y = check_xy(X, y)
-    seed = check_int("seed", seed, minimum=0)
-    max_values = check_int("max_values", max_values, minimum=1)
-    device = model_device(net)
-    X = X.to(device)
-    depth = len(blocks)
-    stats = {k: np.full(depth, np.nan) for k in ("preact", "act", "grad_preact", "grad_act")}
-    samples: dict[str, list] = {"act": [None] * depth, "grad_preact": [None] * depth}
-    handles = []
-
-    def keep(name: str, i: int, t: torch.Tensor) -> None:
-        if keep_values and name in samples:
-            flat = t.detach().reshape(-1)
-            step = max(1, -(-flat.numel() // max_values))
-            samples[name][i] = flat[::step].float().cpu()
-
-    def watch(i: int, name: str, grad_name: str):
-        def hook(module, inputs, output):
-            stats[name][i] = float(output.detach().double().pow(2).mean())
-            keep(name, i, output)
-            if output.requires_grad:
-
-                def grad_hook(g):
-                    stats[grad_name][i] = float(g.detach().double().pow(2).mean())
-                    keep(grad_name, i, g)
-
-                output.register_hook(grad_hook)
-
-        return hook
-
-    for i, block in enumerate(blocks):
-        handles.append(block.linear.register_forward_hook(watch(i, "preact", "grad_preact")))
-        handles.append(block.register_forward_hook(watch(i, "act", "grad_act")))
-    net.zero_grad(set_to_none=True)
-    try:
-        out = net(X)
-        if y is None:
-            g = torch.Generator().manual_seed(seed)
-            G = torch.randn(out.shape, generator=g, dtype=out.dtype).to(out.device)
-            value = (out * G).sum()
-        else:
-            value = get_loss(loss)(out, y.to(device))
-        value.backward()
-    finally:
-        for h in handles:
-            h.remove()
-    grad_weight = np.array(
-        [
-            float(layer.weight.grad.double().pow(2).mean())
-            if layer.weight.grad is not None
-            else np.nan
-            for layer in net.hidden_layers
-        ]
-    )
-    net.zero_grad(set_to_none=True)
-    result = Propagation(grad_weight=grad_weight, **stats)
-    if keep_values:
-        result.act_values = samples["act"]
-        result.grad_values = samples["grad_preact"]
-    return result
-
-
-def max_unit_difference(weight: torch.Tensor) -> float:
-    r""":math:`\max_{i,j} |W_{ij} - W_{0j}|`: how far the units (rows) of a layer are from being copies.
-
-    Zero means every unit of the layer has the same incoming weights, i.e. the layer behaves like a
-    single unit: the symmetry that zero or constant initialisation never breaks.
-    """
-    weight = check_tensor("weight", weight, ndim=2)
-    w = weight.detach().double()
-    return float((w - w[:1]).abs().max())
-
-
-def product_singular_values(
-    depth: int, width: int, kind: str = "gaussian", *, gain: float = 1.0, seed: int = 0
-) -> torch.Tensor:
-    r"""Singular values (float64, largest first) of :math:`W_L \cdots W_1`, ``depth`` random ``width x width`` matrices.
-
-    ``kind="gaussian"``: entries :math:`\mathcal N(0, g^2/n)` (mean squared singular value
-    :math:`g^2`, the He/LeCun scaling of a linear net); ``kind="orthogonal"``: :math:`g\,Q` with
-    :math:`Q` Haar-random orthogonal (``torch.nn.init.orthogonal_``), so with :math:`g=1` every
-    singular value of the product is exactly 1 (Saxe et al. 2014, dynamical isometry).
-
-    Computed in float64; values below about :math:`10^{-15}` times the largest are rounding noise.
-    """
-    depth = check_int("depth", depth, minimum=1)
-    width = check_int("width", width, minimum=1)
-    check_choice("kind", kind, ("gaussian", "orthogonal"))
-    gain = check_positive("gain", gain)
-    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
-    product = torch.eye(width, dtype=torch.float64)
-    log_scale = 0.0
-    for _ in range(depth):
-        if kind == "gaussian":
-            W = torch.randn(width, width, generator=g, dtype=torch.float64) * (
-                gain / math.sqrt(width)
-            )
-        else:
-            A = torch.randn(width, width, generator=g, dtype=torch.float64)
-            Q, R = torch.linalg.qr(A)
-            W = gain * Q * torch.sign(torch.diagonal(R))  # Haar measure (Mezzadri 2007)
-        product = W @ product
-        norm = float(product.norm())  # rescale to stay in range; multiplied back at the end
-        product = product / norm
-        log_scale += math.log(norm)
-    return torch.linalg.svdvals(product) * math.exp(log_scale)
-
-
-def layer_jacobians_batch(net: nn.Module, X: torch.Tensor) -> list[torch.Tensor]:
-    r"""Every hidden layer's Jacobian at every row of ``X``: a list of ``(batch, n_out, n_in)`` tensors.
-
-    For a plain :func:`vgcourse.mlp` (no norm layers, no skips) the Jacobian has the closed form
-    :math:`J_\ell = \mathrm{diag}(\phi'(a_\ell))\, W_\ell`, computed here for the whole batch at
-    once (lesson 04 checks it against :func:`vgcourse.jacobians.layer_jacobians`, which uses
-    autograd one input at a time and also handles norms and skips).
-    """
-    blocks = _blocks(net)
-    X = check_tensor("X", X, ndim=2)
-    for block in blocks:
-        if getattr(block, "residual", False) or not isinstance(block.norm, nn.Identity):
-            raise ValueError(
-                "layer_jacobians_batch needs a plain MLP (norm=None, residual=False); "
-                "use vgcourse.jacobians.layer_jacobians for the others"
-            )
-    out = []
-    with torch.no_grad():
-        h = X.to(next(net.parameters()).device)
-        for block in blocks:
-            a = block.linear(h)
-            d = _act.module_derivative(block.act, a)
-            if d is None:  # identity
-                d = torch.ones_like(a)
-            out.append(d.unsqueeze(2) * block.linear.weight.unsqueeze(0))
-            h = block.act(a)
-    return out
-
-
-def mean_jacobian_singular_values(net: nn.Module, X: torch.Tensor) -> np.ndarray:
-    r"""Mean singular value of each hidden layer's Jacobian :math:`J_\ell = \partial h_\ell/\partial h_{\ell-1}`, averaged over the rows of ``X``.
-
-    The quantity Glorot & Bengio 2010 (sec. 4.2.1) track: for a square tanh layer in its linear
-    regime :math:`J_\ell \approx W_\ell`, whose singular values follow the quarter-circle law with
-    mean :math:`\tfrac{8}{3\pi}\sqrt{n v} \approx 0.85\sqrt{n v}`. Uses the closed form of
-    :func:`layer_jacobians_batch` (float64 singular values).
-    """
-    X = check_tensor("X", X, ndim=2)
-    if len(X) == 0:
-        raise ValueError("X must hold at least one input row")
-    jacobians = layer_jacobians_batch(net, X)
-    return np.array(
-        [float(torch.linalg.svdvals(J.double()).mean()) for J in jacobians], dtype=float
-    )
-
-
-def _log_magnitude(values: torch.Tensor) -> torch.Tensor:
-    """:math:`\\log_{10}|v|` of the nonzero entries (an all-zero sample stays as it is)."""
-    magnitude = values.abs()
-    nonzero = magnitude[magnitude > 0]
-    return torch.log10(nonzero) if nonzero.numel() else magnitude
-
-
-#: Schemes and activations offered by :func:`propagation_explorer`.
-EXPLORER_SCHEMES = ("standard", "xavier_normal", "kaiming_normal", "lecun_normal", "orthogonal")
-EXPLORER_ACTIVATIONS = ("tanh", "relu", "selu", "sigmoid", "identity")
-
-
-def propagation_explorer(
-    X: torch.Tensor,
-    *,
-    scheme: str = "xavier_normal",
-    activation: str = "tanh",
-    depth: int = 20,
-    gain: float = 1.0,
-    width: int = 64,
-    out_features: int = 10,
-    max_depth: int = 50,
-    seed: int = 0,
-    device: torch.device | str | None = None,
-):
-    r"""Explorer: init scheme, activation, depth and an extra gain -> per-layer statistics.
-
-    Left: histograms of the activations :math:`h_\ell` of a few layers (of
-    :math:`\log_{10}|h_\ell|` when their scales span more than two decades); middle: histograms of
-    :math:`\log_{10}|\partial L/\partial a_\ell|` (the back-propagated gradients); right: the
-    measured second moments :math:`\mathbb E[h_\ell^2]` and :math:`\mathbb E[(\partial L/\partial a_\ell)^2]`
-    per layer (solid) against the mean-field prediction of :func:`predict_propagation` (dashed).
-    The weights are the scheme's times ``gain`` (so ``gain=1`` is the scheme as published). Each
-    setting is computed once (cached). ``explorer.state`` holds the last setting (``scheme``,
-    ``activation``, ``depth``, ``gain``), its measurement (``measured``, a :class:`Propagation` of
-    :func:`measure_propagation`) and the mean-field prediction (``predicted``). The networks run
-    on ``device`` (default: :func:`vgcourse.get_device`).
-    """
-    from functools import lru_cache
-
-    from ..device import get_device
-    from ..models import mlp
-    from ..plots import plot_histograms
-    from ..widgets import Explorer, clear_data, dropdown, slider
-
-    X = check_tensor("X", X, ndim=2)
-    width = check_int("width", width, minimum=1)
-    max_depth = check_int("max_depth", max_depth, minimum=2)
-    check_choice("scheme", scheme, EXPLORER_SCHEMES)
-    check_choice("activation", activation, EXPLORER_ACTIVATIONS)
-    m0 = float(X.double().pow(2).mean())
-    device = get_device(device)
-    X = X.to(device)
-    state: dict = {}
-
-    @lru_cache(maxsize=64)
-    def compute(scheme: str, activation: str, depth: int, gain: float):
-        torch.manual_seed(seed)
-        net = mlp(
-            X.shape[1],
-            out_features,
-            depth=depth,
-            width=width,
-            activation=activation,
-            init=scheme,
-            device=device,
-        )
-        rescale_weights_(net, gain)
-        measured = measure_propagation(net, X, seed=seed, keep_values=True, max_values=4000)
-        predicted = predict_propagation(
-            depth,
-            scheme,
-            activation,
-            width=width,
-            in_features=X.shape[1],
-            out_features=out_features,
-            input_second_moment=m0,
-            multiplier=gain,
-        )
-        return measured, predicted
-
-    def update(axes, scheme, activation, depth, gain):
-        depth = int(depth)
-        measured, predicted = compute(scheme, activation, depth, float(gain))
-        state.update(
-            scheme=scheme,
-            activation=activation,
-            depth=depth,
-            gain=float(gain),
-            measured=measured,
-            predicted=predicted,
-        )
-        for ax in axes:
-            clear_data(ax)  # keeps the axes' ticks: cheaper than clearing them
-        shown = sorted({0, *range(0, depth, max(1, depth // 5)), depth - 1})
-        moments = [measured.act[i] for i in shown]
-        if max(moments) > 100 * max(min(moments), 1e-300):  # spans decades: show magnitudes
-            plot_histograms(
-                {f"layer {i + 1}": _log_magnitude(measured.act_values[i]) for i in shown},
-                ax=axes[0],
-                title=r"activations $h_\ell$ (magnitude)",
-                xlabel=r"$\log_{10}|h_\ell|$ (zeros left out)",
-            )
-        else:
-            plot_histograms(
-                {f"layer {i + 1}": measured.act_values[i] for i in shown},
-                ax=axes[0],
-                title=r"activations $h_\ell$",
-                xlabel="activation value",
-            )
-        plot_histograms(
-            {f"layer {i + 1}": _log_magnitude(measured.grad_values[i]) for i in shown},
-            ax=axes[1],
-            title="back-propagated gradients",
-            xlabel=r"$\log_{10}|\partial L/\partial a_\ell|$",
-        )
-        layers = np.arange(1, depth + 1)
-        ax = axes[2]
-        for values, pred, label in (
-            (measured.act, predicted.act, r"$E[h_\ell^2]$"),
-            (measured.grad_preact, predicted.grad_preact, r"$E[(\partial L/\partial a_\ell)^2]$"),
-        ):
-            (line,) = ax.plot(layers, values, "o-", ms=3, label=label + " measured")
-            ax.plot(layers, pred, "--", color=line.get_color(), label="mean-field")
-        ax.set_yscale("log")
-        ax.set_xlabel("layer (1 = input side)")
-        ax.set_ylabel("second moment")
-        ax.set_title("per layer: measured vs predicted")
-        ax.legend(fontsize=7)
-        ax.grid(True, which="both", alpha=0.3)
-        ratio = measured.grad_preact[0] / measured.grad_preact[-1]
-        predicted_ratio = predicted.grad_preact[0] / predicted.grad_preact[-1]
-        return (
-            f"E[h^2]: layer 1 {measured.act[0]:.3g}, layer {depth} {measured.act[-1]:.3g} | "
-            f"gradient E[g^2] layer 1 / layer {depth}: {ratio:.3g} (mean-field {predicted_ratio:.3g})"
-        )
-
-    controls = {
-        "scheme": dropdown(EXPLORER_SCHEMES, scheme, "init"),
-        "activation": dropdown(EXPLORER_ACTIVATIONS, activation, "activation"),
-        "depth": slider(depth, 2, max_depth, 1, "depth", integer=True),
-        "gain": slider(gain, 0.25, 4.0, 0.05, "extra gain"),
-    }
-    return Explorer(
-        update,
-        controls,
-        caption="pick an activation, then find the init and gain that keep both curves flat; "
-        "raise the depth and watch small per-layer factors compound.",
-        title="Variance propagation at initialization",
-        ncols=3,
-        figsize=(12.5, 3.8),
-        clear=False,  # update re-plots on the kept axes (see clear_data)
-        state=state,
-    )
