@@ -8,7 +8,7 @@ learner reading a traceback in a notebook knows what to change.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -93,3 +93,40 @@ def check_module(name: str, value: Any) -> torch.nn.Module:
     if next(value.parameters(), None) is None:
         raise ValueError(f"{name} has no parameters; there are no gradients to study")
     return value
+
+
+# -- tensors and dtypes for vgcourse.gradcheck --------------------------------------------------------------------------
+def _check_dtype(name: str, dtype: Any, *, allow_none: bool = False) -> torch.dtype | None:
+    if dtype is None and allow_none:
+        return None
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        allowed = "a floating-point torch.dtype such as torch.float64 or torch.float32"
+        if allow_none:
+            allowed += ", or None (keep each tensor's own dtype)"
+        raise TypeError(f"{name} must be {allowed}; got {dtype!r}")
+    return dtype
+
+
+def _as_tensor_list(name: str, params: Any) -> tuple[list[torch.Tensor], bool]:
+    """``params`` as a non-empty list of floating tensors, and whether a single tensor was given."""
+    single = isinstance(params, torch.Tensor)
+    if single:
+        items = [params]
+    elif isinstance(params, Sequence) and not isinstance(params, (str, bytes)):
+        items = list(params)
+    else:
+        raise TypeError(
+            f"{name} must be a tensor or a sequence of tensors, got {type(params).__name__}"
+        )
+    if not items:
+        raise ValueError(f"{name} is empty; give at least one tensor")
+    for i, p in enumerate(items):
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(f"{name}[{i}] must be a torch.Tensor, got {type(p).__name__}")
+        if not p.is_floating_point():
+            raise TypeError(
+                f"{name}[{i}] must be a floating-point tensor (gradients need real numbers), "
+                f"got dtype {p.dtype}"
+            )
+        check_tensor(f"{name}[{i}]", p)
+    return items, single
