@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from vgcourse.lessons import lesson01_backprop as backprop
+from vgcourse.lessons import lesson01_explorer
 from vgcourse.lessons import lesson01_network as network
 
 F64 = dict(dtype=torch.float64)
@@ -164,16 +165,16 @@ def test_backprop_rejects_bad_arguments():
 def test_plot_factors_draws_one_bar_per_factor():
     ax = Figure().subplots()
     factors = backprop.chain_factors(backprop.tiny_params(), [1.5, -0.5], 1.0)
-    backprop.plot_factors(ax, {k: float(v) for k, v in factors.items()}, title="t")
+    lesson01_explorer.plot_factors(ax, {k: float(v) for k, v in factors.items()}, title="t")
     assert len(ax.patches) == 5 and ax.get_title() == "t"
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == list(factors)[::-1]  # first factor on top
     red = [p.get_facecolor() for p in ax.patches]
     assert red[1] == red[3] != red[0]  # the two sigmoid derivatives share the red colour
     with pytest.raises(TypeError, match="non-empty dict"):
-        backprop.plot_factors(ax, {})
+        lesson01_explorer.plot_factors(ax, {})
     with pytest.raises(ValueError, match="finite"):
-        backprop.plot_factors(ax, {"a": float("nan")})
+        lesson01_explorer.plot_factors(ax, {"a": float("nan")})
 
 
 # -- the explorer ----------------------------------------------------------------------------------
@@ -185,7 +186,7 @@ def _expected_state(x1, x2, w11, lr, num_updates):
 
 @pytest.fixture(scope="module")
 def explorer():
-    return backprop.chain_rule_explorer(device="cpu")
+    return lesson01_explorer.chain_rule_explorer(device="cpu")
 
 
 def test_chain_rule_explorer_every_control(explorer):
@@ -229,12 +230,12 @@ def test_chain_rule_explorer_off_grid_value_is_computed_exactly(explorer):
 
 
 def test_chain_rule_explorer_redraws_after_a_failed_setting(monkeypatch):
-    explorer = backprop.chain_rule_explorer(device="cpu")
+    explorer = lesson01_explorer.chain_rule_explorer(device="cpu")
 
     def fail(*args, **kw):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(backprop, "gradient_descent", fail)
+    monkeypatch.setattr(lesson01_explorer, "gradient_descent", fail)
     explorer.set(x2=2.0)  # a new setting: computed (and failing), not cached
     assert explorer.error == "out of memory" and "cannot compute" in explorer.readout
     monkeypatch.undo()
@@ -248,7 +249,7 @@ def test_chain_rule_explorer_redraws_after_a_failed_setting(monkeypatch):
 
 
 def test_chain_rule_explorer_on_every_device(device):
-    explorer = backprop.chain_rule_explorer(device=device)
+    explorer = lesson01_explorer.chain_rule_explorer(device=device)
     explorer.set(x1=-2.0, num_updates=30)
     assert explorer.error is None
     factors, losses = _expected_state(-2.0, -0.5, 0.4, 0.5, 30)
@@ -258,16 +259,16 @@ def test_chain_rule_explorer_on_every_device(device):
 
 def test_chain_rule_explorer_rejects_bad_arguments():
     with pytest.raises(TypeError, match="x must be a pair"):
-        backprop.chain_rule_explorer(x=(1.0, 2.0, 3.0))
+        lesson01_explorer.chain_rule_explorer(x=(1.0, 2.0, 3.0))
     with pytest.raises(TypeError, match="x must be a pair"):
-        backprop.chain_rule_explorer(x="12")
+        lesson01_explorer.chain_rule_explorer(x="12")
     with pytest.raises(ValueError, match="y must be finite"):
-        backprop.chain_rule_explorer(y=float("inf"))
+        lesson01_explorer.chain_rule_explorer(y=float("inf"))
     with pytest.raises(ValueError, match="lr must be a finite number > 0"):
-        backprop.chain_rule_explorer(lr=-1.0)
+        lesson01_explorer.chain_rule_explorer(lr=-1.0)
     with pytest.raises(ValueError, match="num_updates must be <= max_updates=10"):
-        backprop.chain_rule_explorer(num_updates=20, max_updates=10)
+        lesson01_explorer.chain_rule_explorer(num_updates=20, max_updates=10)
     with pytest.raises(ValueError, match="max_updates must be an integer >= 1"):
-        backprop.chain_rule_explorer(max_updates=0)
+        lesson01_explorer.chain_rule_explorer(max_updates=0)
     with pytest.raises(ValueError, match="prefer must name a torch device"):
-        backprop.chain_rule_explorer(device="tpu:banana")
+        lesson01_explorer.chain_rule_explorer(device="tpu:banana")

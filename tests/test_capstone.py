@@ -6,6 +6,7 @@ import torch
 
 import vgcourse as vg
 from vgcourse.lessons import lesson09_capstone as capstone
+from vgcourse.lessons import lesson09_explorer
 from vgcourse.lessons.lesson09_pretraining import grad_ratio
 
 SIZES = dict(depth=3, width=8, rnn_hidden=4, steps=12, batch_size=32)
@@ -176,7 +177,7 @@ def _broken_curve(ax):
 
 
 def test_clinic_explorer_every_control_redraws_with_the_right_run(clinic, data):
-    explorer = capstone.clinic_explorer(clinic)
+    explorer = lesson09_explorer.clinic_explorer(clinic)
     first_readout, first_png = explorer.readout, explorer.png
     assert explorer.error is None and "deep sigmoid + none" in first_readout
     assert explorer.state["run"] is clinic.run("deep sigmoid")
@@ -227,12 +228,12 @@ def test_clinic_explorer_every_control_redraws_with_the_right_run(clinic, data):
 
 def test_clinic_explorer_bad_arguments(clinic):
     with pytest.raises(TypeError, match="clinic must be a Clinic"):
-        capstone.clinic_explorer("clinic")
+        lesson09_explorer.clinic_explorer("clinic")
     with pytest.raises(ValueError, match="case must be one of"):
-        capstone.clinic_explorer(clinic, case="shallow")
+        lesson09_explorer.clinic_explorer(clinic, case="shallow")
     with pytest.raises(ValueError, match="repairs MLP models"):
-        capstone.clinic_explorer(clinic, case="vanilla RNN", fix="batch norm")
+        lesson09_explorer.clinic_explorer(clinic, case="vanilla RNN", fix="batch norm")
     with pytest.raises(ValueError, match="when must be one of"):
-        capstone.clinic_explorer(clinic, when="later")
+        lesson09_explorer.clinic_explorer(clinic, when="later")
     with pytest.raises(ValueError, match="seed"):
-        capstone.clinic_explorer(clinic, seed=-1)
+        lesson09_explorer.clinic_explorer(clinic, seed=-1)
