@@ -197,7 +197,7 @@ def test_derivative_from_output_is_the_derivative():
 
 def test_many_passes_match_one_pass_at_a_time(monkeypatch):
     """end_pass/finished_stats (what fit uses) gives what stat_tensors gives pass by pass."""
-    monkeypatch.setattr(vg.probes, "PENDING_PASSES", 3)  # several batches of passes
+    monkeypatch.setattr("vgcourse.probe_stats.PENDING_PASSES", 3)  # several batches of passes
     batches = [torch.randn(n, 3) for n in (16, 16, 16, 16, 7, 16)]  # one smaller batch
     labels = [torch.randint(0, 4, (len(b),)) for b in batches]
     results = []

@@ -271,7 +271,9 @@ def reference_fit_stats(net, X, y, *, steps, lr, batch_size):
 
 @pytest.mark.parametrize("activation", ["sigmoid", "relu"])
 def test_fit_probe_stats_match_a_plain_computation(activation, monkeypatch):
-    monkeypatch.setattr(vg.probes, "PENDING_PASSES", 4)  # statistics computed in several batches
+    monkeypatch.setattr(
+        "vgcourse.probe_stats.PENDING_PASSES", 4
+    )  # statistics computed in several batches
     X, y = vg.data.moons(40, 0.1, seed=1)  # batches of 16, 16 and 8
     kw = dict(depth=4, width=8, activation=activation, init="normal", std=1.5)
     net = small_net(**kw)
