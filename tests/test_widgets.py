@@ -376,7 +376,7 @@ def test_a_bug_in_a_browser_redraw_is_shown_not_lost():
 def test_without_ipywidgets_the_explorer_computes_and_shows_a_static_image(monkeypatch):
     from IPython.core.formatters import DisplayFormatter
 
-    monkeypatch.setattr(widgets, "_widgets", lambda: None)
+    monkeypatch.setattr(widgets._env, "_widgets", lambda: None)
     controls = {
         "depth": widgets.slider(3, 1, 10, 1, "depth", integer=True),
         "act": widgets.dropdown(["relu", "tanh"], "tanh", "act"),
@@ -407,7 +407,7 @@ def test_outside_a_kernel_the_output_is_the_image_and_the_readout():
 
 
 def test_in_a_kernel_the_widget_view_comes_with_the_image_fallback(monkeypatch):
-    monkeypatch.setattr(widgets, "_in_kernel", lambda: True)
+    monkeypatch.setattr(widgets._env, "_in_kernel", lambda: True)
     ex, _ = _line_explorer()
     bundle = ex._repr_mimebundle_()
     view = bundle[widgets.WIDGET_VIEW_MIMETYPE]
