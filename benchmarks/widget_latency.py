@@ -138,7 +138,7 @@ def _headless_cases() -> list[tuple[str, object]]:
 
     import vgcourse as vg
     from vgcourse import widgets
-    from vgcourse.lessons import lesson03_activations as activation_study
+    from vgcourse.lessons import lesson03_explorer
     from vgcourse.lessons import lesson04_explorer as variance
 
     cases = [("lesson-01 style, 2 panels, cleared", lambda: _lesson01_style("clear"))]
@@ -153,7 +153,7 @@ def _headless_cases() -> list[tuple[str, object]]:
         (
             "03 activation_explorer, 3 panels",
             lambda: (
-                activation_study.activation_explorer(X[:256], y[:256], depth=10),
+                lesson03_explorer.activation_explorer(X[:256], y[:256], depth=10),
                 "depth",
                 (10, 11),
             ),

@@ -12,6 +12,7 @@ from torch import nn
 import vgcourse as vg
 from vgcourse import activations as act
 from vgcourse.lessons import lesson03_activations as st
+from vgcourse.lessons import lesson03_deep_nets, lesson03_explorer, lesson03_selu
 
 NAMES = [n for n in vg.ACTIVATIONS if n not in ("identity", "swish")]  # swish is an alias of silu
 
@@ -209,13 +210,13 @@ def _tiny_relu(activation="relu"):
 
 def test_dead_units_hand_made():
     X = torch.linspace(-0.5, 0.5, 11).unsqueeze(1)
-    result = st.dead_units(_tiny_relu(), X)
+    result = lesson03_deep_nets.dead_units(_tiny_relu(), X)
     assert result.dead.tolist() == [1] and result.off.tolist() == [1]
     assert result.units.tolist() == [3]
     assert result.fraction.tolist() == pytest.approx([1 / 3])
     assert result.total_fraction == pytest.approx(1 / 3)
     for name in ("leaky_relu", "prelu", "elu"):
-        other = st.dead_units(_tiny_relu(name), X)
+        other = lesson03_deep_nets.dead_units(_tiny_relu(name), X)
         assert other.dead.tolist() == [0] and other.off.tolist() == [1]
 
 
@@ -226,26 +227,26 @@ def test_dead_units_matches_probe_and_batches():
         net.blocks[1].linear.bias[:4] = -1e3
     X, _ = vg.data.digits()
     X = X[:300]
-    result = st.dead_units(net, X)
+    result = lesson03_deep_nets.dead_units(net, X)
     probe = vg.probe_model(net, X)
     assert result.dead.tolist() == [round(r.dead * 32) for r in probe.activations.values()]
     assert result.dead[1] >= 4
-    assert st.dead_units(net, X, batch_size=7).dead.tolist() == result.dead.tolist()
+    assert lesson03_deep_nets.dead_units(net, X, batch_size=7).dead.tolist() == result.dead.tolist()
     net.train()
-    st.dead_units(net, X)
+    lesson03_deep_nets.dead_units(net, X)
     assert net.training  # mode restored
 
 
 def test_dead_units_bad_inputs():
     net = _tiny_relu()
     with pytest.raises(ValueError, match="batch of samples"):
-        st.dead_units(net, torch.ones(3))
+        lesson03_deep_nets.dead_units(net, torch.ones(3))
     with pytest.raises(ValueError, match="non-finite"):
-        st.dead_units(net, torch.tensor([[float("nan")]]))
+        lesson03_deep_nets.dead_units(net, torch.tensor([[float("nan")]]))
     with pytest.raises(ValueError, match="no activation modules"):
-        st.dead_units(nn.Linear(2, 2), torch.ones(4, 2))
+        lesson03_deep_nets.dead_units(nn.Linear(2, 2), torch.ones(4, 2))
     with pytest.raises(ValueError, match="batch_size"):
-        st.dead_units(net, torch.ones(4, 1), batch_size=0)
+        lesson03_deep_nets.dead_units(net, torch.ones(4, 1), batch_size=0)
 
 
 # -- recorder --------------------------------------------------------------------------------------
@@ -253,7 +254,7 @@ def test_activation_recorder_with_fit():
     X, y = vg.data.digits()
     torch.manual_seed(0)
     net = vg.mlp(64, 10, depth=3, width=16, activation="sigmoid", init="standard")
-    rec = st.ActivationRecorder(X[:50], every=5)
+    rec = lesson03_deep_nets.ActivationRecorder(X[:50], every=5)
     rec.record(net)
     vg.fit(
         net,
@@ -277,12 +278,12 @@ def test_activation_recorder_with_fit():
 
 def test_activation_recorder_bad_inputs():
     with pytest.raises(ValueError, match="every"):
-        st.ActivationRecorder(torch.ones(4, 2), every=0)
+        lesson03_deep_nets.ActivationRecorder(torch.ones(4, 2), every=0)
     with pytest.raises(ValueError, match="at least 2 samples"):
-        st.ActivationRecorder(torch.ones(1, 2))
+        lesson03_deep_nets.ActivationRecorder(torch.ones(1, 2))
     with pytest.raises(TypeError):
-        st.ActivationRecorder([[1.0, 2.0]])
-    rec = st.ActivationRecorder(torch.ones(4, 2))
+        lesson03_deep_nets.ActivationRecorder([[1.0, 2.0]])
+    rec = lesson03_deep_nets.ActivationRecorder(torch.ones(4, 2))
     with pytest.raises(ValueError, match="no activation modules"):
         rec.record(nn.Linear(2, 2))
 
@@ -304,35 +305,35 @@ def test_suggested_init():
 def test_gradient_flow_sigmoid_vanishes_relu_does_not():
     X, y = vg.data.digits()
     X, y = X[:128], y[:128]
-    sig = st.gradient_flow("sigmoid", X, y, depth=12, width=32, seeds=(0, 1))
-    relu = st.gradient_flow("relu", X, y, depth=12, width=32, seeds=(0, 1))
+    sig = lesson03_deep_nets.gradient_flow("sigmoid", X, y, depth=12, width=32, seeds=(0, 1))
+    relu = lesson03_deep_nets.gradient_flow("relu", X, y, depth=12, width=32, seeds=(0, 1))
     assert sig.shape == relu.shape == (2, 12)
     assert (sig[:, 0] / sig[:, -1] < 1e-4).all()
     assert (relu[:, 0] / relu[:, -1] > 0.05).all()
-    same = st.gradient_flow("sigmoid", X, y, depth=12, width=32, seeds=(0,))
+    same = lesson03_deep_nets.gradient_flow("sigmoid", X, y, depth=12, width=32, seeds=(0,))
     assert np.allclose(same[0], sig[0])
-    custom = st.gradient_flow("tanh", X, y, depth=4, width=8, init="normal")
+    custom = lesson03_deep_nets.gradient_flow("tanh", X, y, depth=4, width=8, init="normal")
     assert custom.shape == (1, 4)
     with pytest.raises(ValueError, match="seeds"):
-        st.gradient_flow("relu", X, y, depth=2, width=4, seeds=())
+        lesson03_deep_nets.gradient_flow("relu", X, y, depth=2, width=4, seeds=())
     with pytest.raises(ValueError, match="same number of rows"):
-        st.gradient_flow("relu", X, y[:10], depth=2, width=4)
+        lesson03_deep_nets.gradient_flow("relu", X, y[:10], depth=2, width=4)
 
 
 def test_layer_moments():
     torch.manual_seed(0)
     net = vg.mlp(128, 1, depth=20, width=128, activation="selu", init="lecun_normal")
-    means, variances = st.layer_moments(net, torch.randn(256, 128))
+    means, variances = lesson03_deep_nets.layer_moments(net, torch.randn(256, 128))
     assert means.shape == variances.shape == (20,)
     assert abs(means[-1]) < 0.15 and 0.7 < variances[-1] < 1.3
     with pytest.raises(TypeError, match="vgcourse.mlp"):
-        st.layer_moments(nn.Linear(2, 2), torch.ones(2, 2))
+        lesson03_deep_nets.layer_moments(nn.Linear(2, 2), torch.ones(2, 2))
 
 
 # -- SELU ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("m,s,alpha", [(0.0, 1.0, 1.0), (0.4, 0.7, 1.6733), (-1.0, 2.0, 0.5)])
 def test_elu_gaussian_moments_match_quadrature(m, s, alpha):
-    first, second = st.elu_gaussian_moments(m, s, alpha)
+    first, second = lesson03_selu.elu_gaussian_moments(m, s, alpha)
     elu = torch.nn.functional.elu
     assert first == pytest.approx(
         st.gaussian_expectation(lambda z: elu(z, alpha=alpha), mean=m, std=s), abs=1e-10
@@ -341,50 +342,53 @@ def test_elu_gaussian_moments_match_quadrature(m, s, alpha):
         st.gaussian_expectation(lambda z: elu(z, alpha=alpha) ** 2, mean=m, std=s), abs=1e-10
     )
     with pytest.raises(ValueError, match="std"):
-        st.elu_gaussian_moments(m, 0.0, alpha)
+        lesson03_selu.elu_gaussian_moments(m, 0.0, alpha)
 
 
 def test_selu_moment_map_fixed_point_and_general_case():
-    m, v = st.selu_moment_map(0.0, 1.0)
+    m, v = lesson03_selu.selu_moment_map(0.0, 1.0)
     assert abs(m) < 1e-12 and v == pytest.approx(1.0, abs=1e-12)
     mu, nu, omega, tau = 0.3, 1.4, 0.5, 0.9
-    m, v = st.selu_moment_map(mu, nu, omega=omega, tau=tau)
+    m, v = lesson03_selu.selu_moment_map(mu, nu, omega=omega, tau=tau)
     selu = torch.nn.functional.selu
     sd = math.sqrt(nu * tau)
     e1 = st.gaussian_expectation(selu, mean=mu * omega, std=sd)
     e2 = st.gaussian_expectation(lambda z: selu(z) ** 2, mean=mu * omega, std=sd)
     assert m == pytest.approx(e1, abs=1e-10) and v == pytest.approx(e2 - e1**2, abs=1e-10)
     with pytest.raises(ValueError, match="nu"):
-        st.selu_moment_map(0.0, -1.0)
+        lesson03_selu.selu_moment_map(0.0, -1.0)
     with pytest.raises(ValueError, match="tau"):
-        st.selu_moment_map(0.0, 1.0, tau=0.0)
+        lesson03_selu.selu_moment_map(0.0, 1.0, tau=0.0)
     with pytest.raises(TypeError, match="mu"):
-        st.selu_moment_map(None, 1.0)
+        lesson03_selu.selu_moment_map(None, 1.0)
 
 
 def test_iterate_and_jacobian():
-    path = st.iterate_moment_map(0.5, 2.0, 60)
+    path = lesson03_selu.iterate_moment_map(0.5, 2.0, 60)
     assert path.shape == (61, 2)
     assert path[0].tolist() == [0.5, 2.0]
     assert np.allclose(path[-1], [0.0, 1.0], atol=1e-4)
-    J = st.moment_map_jacobian()
+    J = lesson03_selu.moment_map_jacobian()
     assert np.allclose(J, [[0.0, 0.088835], [0.0, 0.782648]], atol=1e-5)
     assert np.linalg.norm(J, 2) == pytest.approx(0.7877, abs=1e-4)
     with pytest.raises(ValueError, match="steps"):
-        st.iterate_moment_map(0.0, 1.0, -1)
+        lesson03_selu.iterate_moment_map(0.0, 1.0, -1)
     with pytest.raises(ValueError, match="h must be"):
-        st.moment_map_jacobian(h=0.0)
+        lesson03_selu.moment_map_jacobian(h=0.0)
 
 
 def test_selu_constants():
-    for alpha, lam in (st.selu_constants_closed_form(), st.solve_selu_constants()):
+    for alpha, lam in (
+        lesson03_selu.selu_constants_closed_form(),
+        lesson03_selu.solve_selu_constants(),
+    ):
         assert alpha == pytest.approx(act.SELU_ALPHA, abs=1e-10)
         assert lam == pytest.approx(act.SELU_LAMBDA, abs=1e-10)
     with pytest.raises(ValueError, match="target_mean"):
-        st.solve_selu_constants(target_mean=0.1)
+        lesson03_selu.solve_selu_constants(target_mean=0.1)
     with pytest.raises(ValueError, match="target_var"):
-        st.solve_selu_constants(target_var=0.0)
-    alpha, lam = st.solve_selu_constants(target_var=2.0)
+        lesson03_selu.solve_selu_constants(target_var=0.0)
+    alpha, lam = lesson03_selu.solve_selu_constants(target_var=2.0)
     assert alpha == pytest.approx(act.SELU_ALPHA, abs=1e-10)
     assert lam == pytest.approx(act.SELU_LAMBDA * math.sqrt(2), abs=1e-10)
 
@@ -392,7 +396,9 @@ def test_selu_constants():
 # -- explorer --------------------------------------------------------------------------------------
 def test_activation_explorer_redraws_and_checks_arguments():
     X, y = vg.data.digits()
-    explorer = st.activation_explorer(X[:64], y[:64], activation="sigmoid", depth=6, width=8)
+    explorer = lesson03_explorer.activation_explorer(
+        X[:64], y[:64], activation="sigmoid", depth=6, width=8
+    )
     first = explorer.readout
     assert "sigmoid" in first and "gradient norm" in first and explorer.error is None
     explorer.set(activation="leaky_relu", slope=0.3)
@@ -401,9 +407,9 @@ def test_activation_explorer_redraws_and_checks_arguments():
     assert "alpha=2" in explorer.readout and "depth 3" in explorer.readout
     assert explorer.redraws == 3
     with pytest.raises(ValueError, match="activation"):
-        st.activation_explorer(X[:64], y[:64], activation="swish")
+        lesson03_explorer.activation_explorer(X[:64], y[:64], activation="swish")
     with pytest.raises(ValueError, match="max_depth"):
-        st.activation_explorer(X[:64], y[:64], depth=10, max_depth=5)
+        lesson03_explorer.activation_explorer(X[:64], y[:64], depth=10, max_depth=5)
 
 
 def _explorer_net(X, y, activation, depth, width, kw, seed=0):
@@ -425,7 +431,9 @@ def _explorer_net(X, y, activation, depth, width, kw, seed=0):
 def test_activation_explorer_every_control_redraws_with_the_right_numbers():
     X, y = vg.data.digits()
     X, y = X[:96], y[:96]
-    explorer = st.activation_explorer(X, y, activation="sigmoid", depth=5, width=12, device="cpu")
+    explorer = lesson03_explorer.activation_explorer(
+        X, y, activation="sigmoid", depth=5, width=12, device="cpu"
+    )
     # each change is one control; slope and alpha are moved where they count
     for change in (
         {"depth": 9},
@@ -447,10 +455,12 @@ def test_activation_explorer_every_control_redraws_with_the_right_numbers():
             expected_kw = {"alpha": explorer.values()["alpha"]}
         assert kw == pytest.approx(expected_kw)
         # gradient norms: the lesson's own gradient_flow on the same seed and init
-        norms = st.gradient_flow(name, X, y, depth=depth, width=12, seeds=(0,), activation_kw=kw)
+        norms = lesson03_deep_nets.gradient_flow(
+            name, X, y, depth=depth, width=12, seeds=(0,), activation_kw=kw
+        )
         assert np.allclose(s["norms"], norms[0], rtol=1e-5), change
         net = _explorer_net(X, y, name, depth, 12, kw)
-        assert s["dead"] == pytest.approx(st.dead_units(net, X).fraction.max())
+        assert s["dead"] == pytest.approx(lesson03_deep_nets.dead_units(net, X).fraction.max())
         assert s["expected_derivative"] == pytest.approx(act.expected_derivative(name, **kw))
         assert f"depth {depth}" in explorer.readout and f"{s['expected_derivative']:.3f}" in (
             explorer.readout
@@ -464,7 +474,9 @@ def test_activation_explorer_every_control_redraws_with_the_right_numbers():
 
 def test_activation_explorer_redraws_the_same_picture_for_the_same_setting():
     X, y = vg.data.digits()
-    explorer = st.activation_explorer(X[:64], y[:64], activation="sigmoid", depth=4, width=8)
+    explorer = lesson03_explorer.activation_explorer(
+        X[:64], y[:64], activation="sigmoid", depth=4, width=8
+    )
     first = explorer.png
     explorer.set(activation="relu", depth=7)
     explorer.set(activation="sigmoid", depth=4)  # axes kept, artists replaced: no leftovers
@@ -475,6 +487,8 @@ def test_activation_explorer_redraws_the_same_picture_for_the_same_setting():
 def test_activation_explorer_runs_on_every_device(device):
     X, y = vg.data.digits()
     X, y = X[:96], y[:96]
-    explorer = st.activation_explorer(X, y, activation="relu", depth=6, width=12, device=device)
-    norms = st.gradient_flow("relu", X, y, depth=6, width=12, seeds=(0,))
+    explorer = lesson03_explorer.activation_explorer(
+        X, y, activation="relu", depth=6, width=12, device=device
+    )
+    norms = lesson03_deep_nets.gradient_flow("relu", X, y, depth=6, width=12, seeds=(0,))
     assert explorer.error is None and np.allclose(explorer.state["norms"], norms[0], rtol=1e-3)
