@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import vgcourse as vg
+from vgcourse.lessons import lesson06_convnets, lesson06_explorer
 from vgcourse.lessons import lesson06_resnets as resnets
 
 
@@ -32,7 +33,7 @@ def flat():
 @pytest.mark.parametrize("norm", [None, "batch"])
 def test_conv_net_shapes_and_layers(images, residual, norm):
     X, _ = images
-    net = resnets.conv_net(3, channels=8, residual=residual, norm=norm)
+    net = lesson06_convnets.conv_net(3, channels=8, residual=residual, norm=norm)
     assert net(X).shape == (16, 10)
     assert net.num_conv_layers == 7
     assert len(net.hidden_layers) == 7
@@ -45,7 +46,7 @@ def test_conv_net_shapes_and_layers(images, residual, norm):
 
 def test_conv_net_layer_grad_norms_tracks_every_conv(images):
     X, y = images
-    net = resnets.conv_net(2, channels=4)
+    net = lesson06_convnets.conv_net(2, channels=4)
     norms = vg.layer_grad_norms(net, X, y)
     assert norms.shape == (5,)
     assert np.all(norms > 0)
@@ -55,14 +56,14 @@ def test_conv_net_layer_grad_norms_tracks_every_conv(images):
 def test_conv_net_residual_is_identity_plus_branch(images):
     X, _ = images
     torch.manual_seed(1)
-    net = resnets.conv_net(1, channels=4, residual=True, residual_scale=0.3)
+    net = lesson06_convnets.conv_net(1, channels=4, residual=True, residual_scale=0.3)
     net.eval()
     block = net.blocks[0]
     h = torch.relu(torch.randn(2, 4, 8, 8))
     with torch.no_grad():
         expected = torch.relu(h + 0.3 * block.branch(h))
         assert torch.allclose(block(h), expected)
-        plain = resnets.conv_net(1, channels=4, residual=False)
+        plain = lesson06_convnets.conv_net(1, channels=4, residual=False)
         plain.load_state_dict(net.state_dict())
         plain.eval()
         assert torch.allclose(plain.blocks[0](h), torch.relu(block.branch(h)))
@@ -71,14 +72,14 @@ def test_conv_net_residual_is_identity_plus_branch(images):
 
 def test_conv_net_zero_blocks_and_default_init(images):
     X, _ = images
-    net = resnets.conv_net(0, channels=4, init=None)
+    net = lesson06_convnets.conv_net(0, channels=4, init=None)
     assert net.num_conv_layers == 1
     assert net(X).shape == (16, 10)
 
 
 def test_conv_net_kaiming_init_and_zero_bias():
     torch.manual_seed(0)
-    net = resnets.conv_net(2, channels=32, norm=None)
+    net = lesson06_convnets.conv_net(2, channels=32, norm=None)
     w = net.blocks[0].conv1.weight.detach()
     fan_in = 32 * 9
     assert abs(float(w.std()) - math.sqrt(2 / fan_in)) < 0.1 * math.sqrt(2 / fan_in)
@@ -88,9 +89,9 @@ def test_conv_net_kaiming_init_and_zero_bias():
 def test_conv_net_seeded_is_repeatable(images):
     X, _ = images
     torch.manual_seed(3)
-    a = resnets.conv_net(2, channels=4)(X)
+    a = lesson06_convnets.conv_net(2, channels=4)(X)
     torch.manual_seed(3)
-    b = resnets.conv_net(2, channels=4)(X)
+    b = lesson06_convnets.conv_net(2, channels=4)(X)
     assert torch.equal(a, b)
 
 
@@ -112,12 +113,12 @@ def test_conv_net_seeded_is_repeatable(images):
 )
 def test_conv_net_bad_arguments(kwargs, error):
     with pytest.raises(error):
-        resnets.conv_net(**kwargs)
+        lesson06_convnets.conv_net(**kwargs)
 
 
 def test_conv_net_error_names_the_argument():
     with pytest.raises(ValueError, match="norm"):
-        resnets.conv_net(2, norm="group")
+        lesson06_convnets.conv_net(2, norm="group")
 
 
 # -- residual stream ----------------------------------------------------------------------------
@@ -164,7 +165,7 @@ def test_stream_grad_norms_against_autograd(flat):
 
 def test_stream_grad_norms_on_conv_net(images):
     X, y = images
-    net = resnets.conv_net(3, channels=4, residual=True)
+    net = lesson06_convnets.conv_net(3, channels=4, residual=True)
     norms = resnets.stream_grad_norms(net, X, y)
     assert norms.shape == (3,) and np.all(norms > 0)
 
@@ -400,7 +401,7 @@ def test_stream_profile_equals_the_three_separate_passes(flat, kw):
     X, y = flat
     torch.manual_seed(3)
     net = vg.mlp(6, 3, depth=5, width=8, **kw)
-    profile = resnets.stream_profile(net, X, y)
+    profile = lesson06_explorer.stream_profile(net, X, y)
     np.testing.assert_allclose(
         profile.second_moments, resnets.stream_second_moments(net, X), rtol=1e-6
     )
@@ -413,13 +414,13 @@ def test_stream_profile_equals_the_three_separate_passes(flat, kw):
 
 
 def test_branch_scale_values_and_bad_names():
-    assert resnets.branch_scale("1", 16) == 1.0
-    assert resnets.branch_scale("1/sqrt(depth)", 16) == pytest.approx(0.25)
-    assert resnets.branch_scale("1/depth", 16) == pytest.approx(1 / 16)
+    assert lesson06_explorer.branch_scale("1", 16) == 1.0
+    assert lesson06_explorer.branch_scale("1/sqrt(depth)", 16) == pytest.approx(0.25)
+    assert lesson06_explorer.branch_scale("1/depth", 16) == pytest.approx(1 / 16)
     with pytest.raises(ValueError, match="scale"):
-        resnets.branch_scale("2", 16)
+        lesson06_explorer.branch_scale("2", 16)
     with pytest.raises(ValueError, match="depth"):
-        resnets.branch_scale("1/depth", 0)
+        lesson06_explorer.branch_scale("1/depth", 0)
 
 
 def _expected_profile(X, y, depth, residual, norm, scale, device, width=8, seed=0):
@@ -467,7 +468,9 @@ def _check_explorer_state(explorer, X, y, device):
 
 def test_residual_stream_explorer_every_control(flat, device):
     X, y = flat
-    explorer = resnets.residual_stream_explorer(X, y, depth=6, max_depth=10, width=8, device=device)
+    explorer = lesson06_explorer.residual_stream_explorer(
+        X, y, depth=6, max_depth=10, width=8, device=device
+    )
     first_readout, first_png = explorer.readout, explorer.png
     assert explorer.error is None and explorer.redraws == 1
     _check_explorer_state(explorer, X, y, device)
@@ -486,7 +489,7 @@ def test_residual_stream_explorer_every_control(flat, device):
 
 def test_residual_stream_explorer_caches_each_setting(flat):
     X, y = flat
-    explorer = resnets.residual_stream_explorer(X, y, depth=4, max_depth=8, width=8)
+    explorer = lesson06_explorer.residual_stream_explorer(X, y, depth=4, max_depth=8, width=8)
     first = explorer.state["profile"]
     explorer.set(depth=5)
     assert explorer.state["profile"] is not first
@@ -514,14 +517,14 @@ def test_residual_stream_explorer_caches_each_setting(flat):
 def test_residual_stream_explorer_bad_arguments(flat, kwargs, error, match):
     X, y = flat
     with pytest.raises(error, match=match):
-        resnets.residual_stream_explorer(X, y, **kwargs)
+        lesson06_explorer.residual_stream_explorer(X, y, **kwargs)
 
 
 def test_residual_stream_explorer_bad_data(flat):
     X, y = flat
     with pytest.raises(ValueError, match="same number of rows"):
-        resnets.residual_stream_explorer(X, y[:10])
+        lesson06_explorer.residual_stream_explorer(X, y[:10])
     with pytest.raises(ValueError, match="shape"):
-        resnets.residual_stream_explorer(X.reshape(64, 2, 3), y)
+        lesson06_explorer.residual_stream_explorer(X.reshape(64, 2, 3), y)
     with pytest.raises(TypeError, match="X"):
-        resnets.residual_stream_explorer([[0.0] * 6] * 64, y)
+        lesson06_explorer.residual_stream_explorer([[0.0] * 6] * 64, y)
