@@ -7,6 +7,7 @@ import torch
 
 import vgcourse as vg
 from vgcourse.lessons import lesson08_clipping as clipping
+from vgcourse.lessons import lesson08_experiment, lesson08_explorer, lesson08_plots
 
 
 def autograd_one_unit(w, b, x0=0.5, target=0.7, T=50):
@@ -246,17 +247,17 @@ def test_rnn_lag_gradients_bad_inputs():
 def test_plot_loss_surface_draws_map_and_cliff():
     w, b = np.linspace(0, 8, 30), np.linspace(-5, 1, 20)
     loss = clipping.one_unit_loss(*np.meshgrid(w, b))
-    ax = clipping.plot_loss_surface(w, b, loss, vmin=1e-3)
+    ax = lesson08_plots.plot_loss_surface(w, b, loss, vmin=1e-3)
     assert len(ax.images) == 1 and ax.get_xlabel().startswith("recurrent weight")
     assert any(line.get_linestyle() == "--" for line in ax.lines)  # the cliff line, for w > w_c
-    ax2 = clipping.plot_loss_surface(w, b, loss, x0=None, title=None)
+    ax2 = lesson08_plots.plot_loss_surface(w, b, loss, x0=None, title=None)
     assert not ax2.lines
     with pytest.raises(ValueError, match="shape"):
-        clipping.plot_loss_surface(w, b, loss.T)
+        lesson08_plots.plot_loss_surface(w, b, loss.T)
     with pytest.raises(ValueError, match="vmin must be below"):
-        clipping.plot_loss_surface(w, b, loss, vmin=1e9)
+        lesson08_plots.plot_loss_surface(w, b, loss, vmin=1e9)
     with pytest.raises(ValueError, match="increasing"):
-        clipping.plot_loss_surface(w[::-1], b, loss)
+        lesson08_plots.plot_loss_surface(w[::-1], b, loss)
     plt.close("all")
 
 
@@ -266,18 +267,18 @@ def test_plot_norm_trace_marks_clipped_steps_and_divergence():
     net = vg.mlp(2, 3, depth=6, width=16, init="kaiming_normal", gain=3.0)
     h = vg.fit(net, (X, y), steps=30, lr=0.05, optimizer="sgd", clip_norm=1.0, record=False)
     assert h.diverged_at is None and h.clipped.any()
-    ax = clipping.plot_norm_trace(h, clip_norm=1.0)
+    ax = lesson08_plots.plot_norm_trace(h, clip_norm=1.0)
     assert ax.get_yscale() == "log" and len(ax.lines) == 3  # trace, clipped dots, threshold
     torch.manual_seed(0)
     wild = vg.mlp(2, 3, depth=10, width=32, init="kaiming_normal", gain=1.5 * math.sqrt(2))
     hd = vg.fit(wild, (X, y), steps=30, lr=0.1, optimizer="sgd", record=False)
     assert hd.diverged_at is not None
-    ax = clipping.plot_norm_trace(hd)
+    ax = lesson08_plots.plot_norm_trace(hd)
     assert any("non-finite" in t.get_text() for t in ax.texts)
-    ax = clipping.plot_norm_trace(hd, annotate=False)
+    ax = lesson08_plots.plot_norm_trace(hd, annotate=False)
     assert not ax.texts
     with pytest.raises(TypeError, match="History"):
-        clipping.plot_norm_trace(np.ones(5))
+        lesson08_plots.plot_norm_trace(np.ones(5))
     plt.close("all")
 
 
@@ -320,7 +321,7 @@ def _fit_directly(X, y, *, lr, clip_norm, seed, depth, width, gain, steps, batch
 
 def test_experiment_net_is_he_init_times_gain(spirals):
     X, y = spirals
-    exp = clipping.ClippingExperiment(X, y, depth=2, width=400, gain=2.0, device="cpu")
+    exp = lesson08_experiment.ClippingExperiment(X, y, depth=2, width=400, gain=2.0, device="cpu")
     net = exp.net(seed=3)
     w = net.hidden_layers[1].weight.detach()  # fan_in 400
     assert float(w.std()) == pytest.approx(2.0 * math.sqrt(2 / 400), rel=0.02)
@@ -331,7 +332,7 @@ def test_experiment_net_is_he_init_times_gain(spirals):
 
 def test_experiment_run_is_the_fit_those_settings_give_and_is_cached(spirals):
     X, y = spirals
-    exp = clipping.ClippingExperiment(X, y, **SMALL, device="cpu")
+    exp = lesson08_experiment.ClippingExperiment(X, y, **SMALL, device="cpu")
     run = exp.run(0.05, 0.5, seed=1)
     h, net = _fit_directly(X, y, lr=0.05, clip_norm=0.5, seed=1, **SMALL)
     np.testing.assert_array_equal(run.history.loss, h.loss)
@@ -345,7 +346,7 @@ def test_experiment_run_is_the_fit_those_settings_give_and_is_cached(spirals):
 
 def test_experiment_trains_on_the_chosen_device(spirals, device):
     X, y = spirals
-    exp = clipping.ClippingExperiment(X, y, **SMALL, device=device)
+    exp = lesson08_experiment.ClippingExperiment(X, y, **SMALL, device=device)
     assert exp.X.device.type == device.type
     assert next(exp.net(0).parameters()).device.type == device.type
     run = exp.run(0.05, 0.5, 0)
@@ -355,7 +356,9 @@ def test_experiment_trains_on_the_chosen_device(spirals, device):
 
 def test_experiment_run_that_diverges_has_nan_loss(spirals):
     X, y = spirals
-    exp = clipping.ClippingExperiment(X, y, depth=10, width=32, gain=1.5, steps=30, device="cpu")
+    exp = lesson08_experiment.ClippingExperiment(
+        X, y, depth=10, width=32, gain=1.5, steps=30, device="cpu"
+    )
     run = exp.run(0.5, None, 0)
     assert run.history.diverged_at is not None
     assert math.isnan(run.loss) and math.isnan(run.accuracy)
@@ -365,13 +368,13 @@ def test_experiment_run_that_diverges_has_nan_loss(spirals):
 def test_experiment_bad_arguments(spirals):
     X, y = spirals
     with pytest.raises(TypeError, match="X must be"):
-        clipping.ClippingExperiment([[0.0, 1.0]], y)
+        lesson08_experiment.ClippingExperiment([[0.0, 1.0]], y)
     with pytest.raises(ValueError, match="same number of rows"):
-        clipping.ClippingExperiment(X[:10], y)
+        lesson08_experiment.ClippingExperiment(X[:10], y)
     with pytest.raises(ValueError, match="2-D float"):
-        clipping.ClippingExperiment(X[:, 0], y)
+        lesson08_experiment.ClippingExperiment(X[:, 0], y)
     with pytest.raises(ValueError, match="class indices"):
-        clipping.ClippingExperiment(X, y.float())
+        lesson08_experiment.ClippingExperiment(X, y.float())
     for kw, exc in [
         (dict(depth=0), ValueError),
         (dict(width=2.5), TypeError),
@@ -381,8 +384,8 @@ def test_experiment_bad_arguments(spirals):
         (dict(cache_size=0), ValueError),
     ]:
         with pytest.raises(exc, match=next(iter(kw))):
-            clipping.ClippingExperiment(X, y, **kw)
-    exp = clipping.ClippingExperiment(X, y, **SMALL, device="cpu")
+            lesson08_experiment.ClippingExperiment(X, y, **kw)
+    exp = lesson08_experiment.ClippingExperiment(X, y, **SMALL, device="cpu")
     with pytest.raises(ValueError, match="lr"):
         exp.run(0.0)
     with pytest.raises(ValueError, match="clip_norm"):
@@ -403,9 +406,9 @@ def _threshold_line(ax):
 
 def test_clipping_explorer_every_control_redraws_with_the_right_run(spirals):
     X, y = spirals
-    exp = clipping.ClippingExperiment(X, y, **SMALL, device="cpu")
+    exp = lesson08_experiment.ClippingExperiment(X, y, **SMALL, device="cpu")
     ref = float(np.mean(exp.run(0.01, None, 0).history.total_grad_norm))
-    explorer = clipping.clipping_explorer(exp, reference_norm=ref, lr=0.1, multiplier=1.0)
+    explorer = lesson08_explorer.clipping_explorer(exp, reference_norm=ref, lr=0.1, multiplier=1.0)
     first_readout, first_png = explorer.readout, explorer.png
     assert explorer.error is None and "threshold" in first_readout and first_png
     assert explorer.state["clip_norm"] == ref and explorer.state["lr"] == 0.1
@@ -455,25 +458,27 @@ def test_clipping_explorer_every_control_redraws_with_the_right_run(spirals):
 
 def test_clipping_explorer_bad_arguments(spirals):
     X, y = spirals
-    exp = clipping.ClippingExperiment(X, y, **SMALL, device="cpu")
+    exp = lesson08_experiment.ClippingExperiment(X, y, **SMALL, device="cpu")
     with pytest.raises(TypeError, match="ClippingExperiment"):
-        clipping.clipping_explorer((X, y), reference_norm=1.0)
+        lesson08_explorer.clipping_explorer((X, y), reference_norm=1.0)
     with pytest.raises(ValueError, match="reference_norm"):
-        clipping.clipping_explorer(exp, reference_norm=0.0)
+        lesson08_explorer.clipping_explorer(exp, reference_norm=0.0)
     with pytest.raises(ValueError, match="lr must be between"):
-        clipping.clipping_explorer(exp, reference_norm=1.0, lr=3.0)
+        lesson08_explorer.clipping_explorer(exp, reference_norm=1.0, lr=3.0)
     with pytest.raises(ValueError, match="multiplier must be between"):
-        clipping.clipping_explorer(exp, reference_norm=1.0, multiplier=1e-3)
+        lesson08_explorer.clipping_explorer(exp, reference_norm=1.0, multiplier=1e-3)
     with pytest.raises(TypeError, match="clip must be True or False"):
-        clipping.clipping_explorer(exp, reference_norm=1.0, clip="yes")
+        lesson08_explorer.clipping_explorer(exp, reference_norm=1.0, clip="yes")
     with pytest.raises(ValueError, match="seed"):
-        clipping.clipping_explorer(exp, reference_norm=1.0, seed=-2)
+        lesson08_explorer.clipping_explorer(exp, reference_norm=1.0, seed=-2)
 
 
 def test_clipping_explorer_marks_a_divergence_and_clears_the_mark(spirals):
     X, y = spirals
-    exp = clipping.ClippingExperiment(X, y, depth=10, width=32, gain=1.5, steps=30, device="cpu")
-    explorer = clipping.clipping_explorer(exp, reference_norm=1.0, lr=0.5, clip=False)
+    exp = lesson08_experiment.ClippingExperiment(
+        X, y, depth=10, width=32, gain=1.5, steps=30, device="cpu"
+    )
+    explorer = lesson08_explorer.clipping_explorer(exp, reference_norm=1.0, lr=0.5, clip=False)
     d = exp.run(0.5, None, 0).history.diverged_at
     assert d is not None and f"diverged at step {d}" in explorer.readout
     ax_loss, ax_norm = explorer.axes
@@ -487,13 +492,13 @@ def test_clipping_explorer_marks_a_divergence_and_clears_the_mark(spirals):
 
 
 def test_explorer_lrs_are_the_slider_positions_and_reuse_runs_made_with_them(spirals):
-    lrs = clipping.explorer_lrs()
+    lrs = lesson08_explorer.explorer_lrs()
     assert len(lrs) == 21 and lrs[0] == 0.01 and lrs[10] == 0.1 and lrs[-1] == 1.0
     np.testing.assert_allclose(np.diff(np.log10(lrs)), 0.1, rtol=1e-9)
     X, y = spirals
-    exp = clipping.ClippingExperiment(X, y, **SMALL, device="cpu")
+    exp = lesson08_experiment.ClippingExperiment(X, y, **SMALL, device="cpu")
     made = exp.run(lrs[11], 2.0, 0)  # e.g. by a sweep in the lesson
-    explorer = clipping.clipping_explorer(exp, reference_norm=2.0)
+    explorer = lesson08_explorer.clipping_explorer(exp, reference_norm=2.0)
     explorer.set(lr=10**-0.9000000000000001)  # the same slider position, one bit off (a browser)
     assert explorer.state["lr"] == lrs[11] and explorer.state["history"] is made.history
     explorer.set(lr=0.3)  # between positions (set from code): trained as given

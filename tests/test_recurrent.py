@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import vgcourse as vg
+from vgcourse.lessons import lesson07_adding, lesson07_explorer
 from vgcourse.lessons import lesson07_lstm_gru as vgr
 
 
@@ -258,20 +259,20 @@ def test_grad_vs_lag_bad_input():
 def test_train_cells_runs_each_cell_and_seed_repeatably():
     X, y = vg.data.adding_problem(64, 8, seed=0)
     kw = dict(cells=("rnn", "lstm"), seeds=(0, 1), hidden_size=4, steps=3, lr=1e-2, loss="mse")
-    runs = vgr.train_cells((X, y), forget_bias=1.0, **kw)
+    runs = lesson07_adding.train_cells((X, y), forget_bias=1.0, **kw)
     assert set(runs) == {("rnn", 0), ("rnn", 1), ("lstm", 0), ("lstm", 1)}
     model, history = runs[("lstm", 0)]
     assert history.steps == 3 and model.head.out_features == 1
     forget = model.rnn.bias_ih_l0[4:8] + model.rnn.bias_hh_l0[4:8]  # 1.0 at init, 3 Adam steps ago
     assert torch.allclose(forget, torch.ones(4), atol=0.1)
-    again = vgr.train_cells((X, y), forget_bias=1.0, **kw)
+    again = lesson07_adding.train_cells((X, y), forget_bias=1.0, **kw)
     assert np.array_equal(history.loss, again[("lstm", 0)][1].loss)
     assert not np.array_equal(history.loss, runs[("lstm", 1)][1].loss)
 
 
 def test_train_cells_recurrent_radius_applies_to_rnn_only():
     X, y = vg.data.adding_problem(32, 6, seed=0)
-    runs = vgr.train_cells(
+    runs = lesson07_adding.train_cells(
         (X, y),
         cells=("rnn", "gru"),
         hidden_size=5,
@@ -285,7 +286,7 @@ def test_train_cells_recurrent_radius_applies_to_rnn_only():
 
 def test_train_cells_classification_output_size():
     X, y = vg.data.temporal_order(32, 20, seed=0)
-    runs = vgr.train_cells((X, y), cells=("gru",), hidden_size=4, steps=2, lr=1e-2)
+    runs = lesson07_adding.train_cells((X, y), cells=("gru",), hidden_size=4, steps=2, lr=1e-2)
     model, _ = runs[("gru", 0)]
     assert model(X).shape == (32, 4)
 
@@ -306,11 +307,11 @@ def test_train_cells_bad_input(kwargs, exc, match):
     X, y = vg.data.adding_problem(16, 6, seed=0)
     args = dict(steps=1, lr=1e-2, loss="mse") | kwargs
     with pytest.raises(exc, match=match):
-        vgr.train_cells((X, y), **args)
+        lesson07_adding.train_cells((X, y), **args)
     with pytest.raises(TypeError, match="pair"):
-        vgr.train_cells(X, steps=1, lr=1e-2)
+        lesson07_adding.train_cells(X, steps=1, lr=1e-2)
     with pytest.raises(ValueError, match="dimensions"):
-        vgr.train_cells((X[:, :, 0], y), steps=1, lr=1e-2)
+        lesson07_adding.train_cells((X[:, :, 0], y), steps=1, lr=1e-2)
 
 
 # -- the adding problem, cached, and the lesson's explorer ------------------------------------------
@@ -321,7 +322,7 @@ def _train_directly(cell, T, *, seed=0, recurrent_radius=None, forget_bias=None,
     """What adding_run should compute, spelled out with train_cells."""
     data = vg.data.adding_problem(TINY["n"], T, seed=1)
     test = vg.data.adding_problem(500, T, seed=2)
-    runs = vgr.train_cells(
+    runs = lesson07_adding.train_cells(
         data,
         cells=(cell,),
         seeds=(seed,),
@@ -341,22 +342,26 @@ def _train_directly(cell, T, *, seed=0, recurrent_radius=None, forget_bias=None,
 
 
 def test_adding_run_matches_train_cells_and_is_cached():
-    model, history = vgr.adding_run("lstm", 6, forget_bias=2.0, **TINY)
+    model, history = lesson07_adding.adding_run("lstm", 6, forget_bias=2.0, **TINY)
     expected = _train_directly("lstm", 6, forget_bias=2.0)
     assert history.eval_steps == expected.eval_steps == [1, 2, 3, 4]
     np.testing.assert_allclose(history.eval_loss, expected.eval_loss, rtol=1e-6)
     np.testing.assert_allclose(history.loss, expected.loss, rtol=1e-6)
-    again = vgr.adding_run("lstm", 6, forget_bias=2.0, **TINY)
+    again = lesson07_adding.adding_run("lstm", 6, forget_bias=2.0, **TINY)
     assert again[0] is model and again[1] is history  # cached: no second training
-    assert vgr.adding_run("lstm", 6, forget_bias=0.0, **TINY)[1] is not history
+    assert lesson07_adding.adding_run("lstm", 6, forget_bias=0.0, **TINY)[1] is not history
 
 
 def test_adding_run_ignores_settings_a_cell_does_not_use():
-    gru = vgr.adding_run("gru", 6, **TINY)
-    assert vgr.adding_run("gru", 6, forget_bias=3.0, recurrent_radius=0.5, **TINY) is gru
-    rnn = vgr.adding_run("rnn", 6, recurrent_radius=0.9, **TINY)
-    assert vgr.adding_run("rnn", 6, recurrent_radius=0.9, forget_bias=5.0, **TINY) is rnn
-    assert vgr.adding_run("rnn", 6, **TINY) is not rnn
+    gru = lesson07_adding.adding_run("gru", 6, **TINY)
+    assert (
+        lesson07_adding.adding_run("gru", 6, forget_bias=3.0, recurrent_radius=0.5, **TINY) is gru
+    )
+    rnn = lesson07_adding.adding_run("rnn", 6, recurrent_radius=0.9, **TINY)
+    assert (
+        lesson07_adding.adding_run("rnn", 6, recurrent_radius=0.9, forget_bias=5.0, **TINY) is rnn
+    )
+    assert lesson07_adding.adding_run("rnn", 6, **TINY) is not rnn
     expected = _train_directly("rnn", 6, recurrent_radius=0.9)
     np.testing.assert_allclose(rnn[1].eval_loss, expected.eval_loss, rtol=1e-6)
 
@@ -379,14 +384,14 @@ def _curve_directly(cell, T, *, rho=None, forget_bias=None, batch=16, device=Non
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_init_grad_vs_lag_matches_a_direct_measurement(cell):
-    got = vgr.init_grad_vs_lag(
+    got = lesson07_adding.init_grad_vs_lag(
         cell, 9, recurrent_radius=1.2, forget_bias=3.0, hidden_size=4, batch=16
     )
     expected = _curve_directly(cell, 9, rho=1.2, forget_bias=3.0)
     assert got.shape == (9,)
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     got[:] = 0  # a copy: the cache is not changed by the caller
-    assert vgr.init_grad_vs_lag(
+    assert lesson07_adding.init_grad_vs_lag(
         cell, 9, recurrent_radius=1.2, forget_bias=3.0, hidden_size=4, batch=16
     ).all()
 
@@ -408,16 +413,16 @@ def test_init_grad_vs_lag_matches_a_direct_measurement(cell):
 def test_adding_run_bad_arguments(kwargs, exc, match):
     args = dict(cell="lstm", T=6) | TINY | kwargs
     with pytest.raises(exc, match=match):
-        vgr.adding_run(**args)
+        lesson07_adding.adding_run(**args)
 
 
 def test_init_grad_vs_lag_bad_arguments():
     with pytest.raises(ValueError, match="cell"):
-        vgr.init_grad_vs_lag("lstm2", 6)
+        lesson07_adding.init_grad_vs_lag("lstm2", 6)
     with pytest.raises(ValueError, match="batch"):
-        vgr.init_grad_vs_lag("rnn", 6, batch=0)
+        lesson07_adding.init_grad_vs_lag("rnn", 6, batch=0)
     with pytest.raises(ValueError, match="recurrent_radius"):
-        vgr.init_grad_vs_lag("rnn", 6, recurrent_radius=0.0)
+        lesson07_adding.init_grad_vs_lag("rnn", 6, recurrent_radius=0.0)
 
 
 def _check_explorer_state(explorer, device):
@@ -455,7 +460,7 @@ def _check_explorer_state(explorer, device):
 
 
 def test_gradient_through_time_explorer_every_control(device):
-    explorer = vgr.gradient_through_time_explorer(
+    explorer = lesson07_explorer.gradient_through_time_explorer(
         T=8, lengths=(6, 8, 10), probe_size=16, device=device, **TINY
     )
     first_readout, first_png = explorer.readout, explorer.png
@@ -480,7 +485,9 @@ def test_gradient_through_time_explorer_every_control(device):
 
 
 def test_gradient_through_time_explorer_never_retrains_for_unused_controls():
-    explorer = vgr.gradient_through_time_explorer(T=6, lengths=(6, 8), probe_size=16, **TINY)
+    explorer = lesson07_explorer.gradient_through_time_explorer(
+        T=6, lengths=(6, 8), probe_size=16, **TINY
+    )
     lstm_history, readout, png = explorer.state["history"], explorer.readout, explorer.png
     explorer.set(rho=1.5)  # the LSTM does not use the RNN's radius: only the RNN curve changes
     assert explorer.state["history"] is lstm_history and explorer.readout == readout
@@ -511,4 +518,4 @@ def test_gradient_through_time_explorer_never_retrains_for_unused_controls():
 )
 def test_gradient_through_time_explorer_bad_arguments(kwargs, exc, match):
     with pytest.raises(exc, match=match):
-        vgr.gradient_through_time_explorer(**kwargs)
+        lesson07_explorer.gradient_through_time_explorer(**kwargs)

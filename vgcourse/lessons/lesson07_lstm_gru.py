@@ -43,9 +43,6 @@ both for a chosen cell, sequence length, RNN spectral radius and LSTM forget-gat
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Iterable, Sequence
-from functools import lru_cache
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
@@ -53,17 +50,14 @@ import torch
 from torch import nn
 
 from .._validate import check_choice, check_int, check_module, check_positive, check_tensor
-from ..data import ADDING_BASELINE_MSE, adding_problem
-from ..device import get_device, seed_everything
 from ..losses import LossSpec, get_loss
-from ..models import CELLS, model_device, rnn_model
-from ..train import History, fit
+from ..models import model_device
 
 #: Upper bound :math:`\gamma` of :math:`|\phi'|` for each recurrent nonlinearity (Pascanu et al. 2013).
 GAMMA: dict[str, float] = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "identity": 1.0}
 NONLINEARITIES: tuple[str, ...] = tuple(GAMMA)
 SCALE_BY: tuple[str, ...] = ("spectral_radius", "singular_value")
-REDUCTIONS: tuple[str, ...] = ("median", "mean", "none")
+REDUCTIONS: tuple[str, ...] = ("median", "mean", "norm", "none")
 
 State = Union[torch.Tensor, tuple]
 Step = Callable[[torch.Tensor, Any], Any]
@@ -324,7 +318,8 @@ def grad_vs_lag(
 
     Returns :math:`\|\partial\, \mathrm{out} / \partial x_{T-\ell}\|` for :math:`\ell = 0..T-1`
     (lag 0 = the last step), per sequence, reduced over the batch by ``reduce`` (``"median"``,
-    ``"mean"`` or ``"none"`` for the ``(batch, T)`` array). ``model`` maps ``(batch, T, features)``
+    ``"mean"``, ``"norm"``: the norm over the whole batch, :math:`\sqrt{\sum_i g_i^2}`, or ``"none"``
+    for the ``(batch, T)`` array). ``model`` maps ``(batch, T, features)``
     to an output (a bare ``nn.RNN``/``nn.LSTM``/``nn.GRU`` with ``batch_first=True`` is accepted;
     its last step's output is used). Without ``y`` the differentiated quantity is the sum of the
     outputs, so each sequence gets its own gradient; with ``y`` it is ``loss(output, y)``.
@@ -355,328 +350,6 @@ def grad_vs_lag(
         return np.median(norms, axis=0)
     if reduce == "mean":
         return norms.mean(axis=0)
+    if reduce == "norm":
+        return np.sqrt((norms**2).sum(axis=0))
     return norms
-
-
-# -- training the three cells side by side ----------------------------------------------------------
-def train_cells(
-    data: tuple[torch.Tensor, torch.Tensor],
-    *,
-    cells: Iterable[str] = CELLS,
-    seeds: Iterable[int] = (0,),
-    hidden_size: int = 32,
-    steps: int,
-    lr: float,
-    batch_size: Optional[int] = None,
-    loss: LossSpec = "cross_entropy",
-    forget_bias: Optional[float] = None,
-    recurrent_radius: Optional[float] = None,
-    clip_norm: Optional[float] = None,
-    eval_data: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
-    eval_every: Optional[int] = None,
-    device: Optional[Union[torch.device, str]] = None,
-) -> dict[tuple[str, int], tuple[nn.Module, History]]:
-    """Train one :func:`vgcourse.rnn_model` per (cell, seed) on ``data`` with :func:`vgcourse.fit`.
-
-    ``X`` has shape ``(n, T, features)``. The output size is 1 for ``loss="mse"`` (regression) and
-    the number of classes (``y.max() + 1``) otherwise. Each run seeds everything with its seed
-    before building the model, so results are repeatable. ``forget_bias`` applies to LSTMs only
-    (Jozefowicz et al. 2015 recommend 1.0); ``recurrent_radius`` to vanilla RNNs only (their
-    :math:`W_{hh}` is rescaled to that spectral radius before training, :func:`scale_recurrent_`).
-    ``None`` keeps PyTorch's default initialization. Returns ``{(cell, seed): (model, history)}``.
-    """
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise TypeError("data must be a pair (X, y)")
-    X = check_tensor("X", data[0], ndim=3)
-    y = check_tensor("y", data[1])
-    cells = tuple(cells)
-    if not cells:
-        raise ValueError(f"cells must name at least one of {CELLS}")
-    for cell in cells:
-        check_choice("cell", cell, CELLS)
-    seeds = tuple(check_int("seed", s, minimum=0) for s in seeds)
-    if not seeds:
-        raise ValueError("seeds must hold at least one seed")
-    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
-    if recurrent_radius is not None:
-        recurrent_radius = check_positive("recurrent_radius", recurrent_radius)
-    out_size = 1 if loss == "mse" else int(y.max()) + 1
-    results: dict[tuple[str, int], tuple[nn.Module, History]] = {}
-    for cell in cells:
-        for seed in seeds:
-            seed_everything(seed)
-            model = rnn_model(
-                cell,
-                X.shape[-1],
-                hidden_size,
-                out_size,
-                forget_bias=forget_bias if cell == "lstm" else None,
-                device=device,
-            )
-            if cell == "rnn" and recurrent_radius is not None:
-                scale_recurrent_(model, recurrent_radius)
-            history = fit(
-                model,
-                (X, y),
-                steps=steps,
-                lr=lr,
-                batch_size=batch_size,
-                loss=loss,
-                clip_norm=clip_norm,
-                record=False,
-                seed=seed,
-                eval_data=eval_data,
-                eval_every=eval_every,
-            )
-            results[(cell, seed)] = (model, history)
-    return results
-
-
-# -- the adding problem, cached, and the lesson's explorer --------------------------------------------
-def _optional_real(name: str, value: Any, *, positive: bool = False) -> Optional[float]:
-    if value is None:
-        return None
-    if positive:
-        return check_positive(name, value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
-        raise TypeError(f"{name} must be a real number or None, got {value!r}")
-    return float(value)
-
-
-def _cell_settings(cell: str, recurrent_radius: Any, forget_bias: Any) -> tuple:
-    """Validate, and keep only the setting the cell uses: the radius for the RNN, the bias for the LSTM."""
-    check_choice("cell", cell, CELLS)
-    radius = _optional_real("recurrent_radius", recurrent_radius, positive=True)
-    bias = _optional_real("forget_bias", forget_bias)
-    return (radius if cell == "rnn" else None), (bias if cell == "lstm" else None)
-
-
-@lru_cache(maxsize=128)
-def _adding_run(
-    cell, T, seed, radius, bias, n, hidden_size, steps, lr, batch_size, clip_norm, device
-):
-    data = adding_problem(n, T, seed=1)
-    test = adding_problem(500, T, seed=2)
-    runs = train_cells(
-        data,
-        cells=(cell,),
-        seeds=(seed,),
-        hidden_size=hidden_size,
-        steps=steps,
-        lr=lr,
-        batch_size=batch_size,
-        loss="mse",
-        forget_bias=bias,
-        recurrent_radius=radius,
-        clip_norm=clip_norm,
-        eval_data=test,
-        eval_every=max(1, steps // 10),
-        device=device,
-    )
-    return runs[(cell, seed)]
-
-
-def adding_run(
-    cell: str,
-    T: int,
-    *,
-    seed: int = 0,
-    recurrent_radius: Optional[float] = None,
-    forget_bias: Optional[float] = None,
-    n: int = 4000,
-    hidden_size: int = 32,
-    steps: int = 300,
-    lr: float = 2e-2,
-    batch_size: int = 64,
-    clip_norm: Optional[float] = 1.0,
-    device: Optional[Union[torch.device, str]] = None,
-) -> tuple[nn.Module, History]:
-    r"""One ``cell`` model trained on the adding problem of length ``T``; cached per setting.
-
-    The task (Hochreiter & Schmidhuber 1997, sec. 5.4; the form of Arjovsky et al. 2016): sum the two
-    marked values of a length-``T`` sequence (:func:`vgcourse.data.adding_problem`). Predicting the
-    constant 1 gives :math:`\mathrm{MSE} = \mathrm{Var}(u_1 + u_2) = 1/6`
-    (:data:`vgcourse.data.ADDING_BASELINE_MSE`), so a model near 1/6 has learned nothing.
-
-    Trains with :func:`train_cells` (Adam, MSE, gradient-norm clipping at ``clip_norm``) on ``n``
-    sequences drawn with seed 1, evaluating on 500 test sequences (seed 2) every ``steps // 10``
-    steps; the model is seeded with ``seed``. ``recurrent_radius`` (RNN only) rescales
-    :math:`W_{hh}` to that spectral radius; ``forget_bias`` (LSTM only) sets the forget-gate bias;
-    each is ignored for the other cells, so those share one cached run. Returns ``(model, history)``:
-    the same objects for the same settings (do not train the model further; copy it first).
-    """
-    radius, bias = _cell_settings(cell, recurrent_radius, forget_bias)
-    T = check_int("T", T, minimum=2)
-    seed = check_int("seed", seed, minimum=0)
-    n = check_int("n", n, minimum=1)
-    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
-    steps = check_int("steps", steps, minimum=1)
-    lr = check_positive("lr", lr)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    clip_norm = _optional_real("clip_norm", clip_norm, positive=True)
-    device = get_device(device)
-    args = (cell, T, seed, radius, bias, n, hidden_size, steps, lr, batch_size, clip_norm)
-    return _adding_run(*args, str(device))
-
-
-@lru_cache(maxsize=512)
-def _init_grad_vs_lag(cell, T, radius, bias, hidden_size, batch, seed, device):
-    X, _ = adding_problem(batch, T, seed=0)
-    seed_everything(seed)
-    net = rnn_model(cell, 2, hidden_size, 1, forget_bias=bias, device=device)
-    if radius is not None:
-        scale_recurrent_(net, radius)
-    return grad_vs_lag(net, X)
-
-
-def init_grad_vs_lag(
-    cell: str,
-    T: int,
-    *,
-    recurrent_radius: Optional[float] = None,
-    forget_bias: Optional[float] = None,
-    hidden_size: int = 32,
-    batch: int = 64,
-    seed: int = 0,
-    device: Optional[Union[torch.device, str]] = None,
-) -> np.ndarray:
-    r"""Median :math:`\|\partial\,\hat y/\partial x_{T-\ell}\|` over sequences, :math:`\ell = 0..T-1`, at
-    initialization; cached per setting.
-
-    A seeded :func:`vgcourse.rnn_model` (``cell``, 2 inputs, ``hidden_size`` units, 1 output; RNN
-    :math:`W_{hh}` rescaled to spectral radius ``recurrent_radius``, LSTM forget-gate bias
-    ``forget_bias``, each used by its cell only) on ``batch`` adding-problem sequences of length
-    ``T`` (seed 0), measured by :func:`grad_vs_lag`: the BPTT Jacobian product seen through the
-    input. Straight lines on a log axis are exponential decay, :math:`\|\cdot\| \propto r^\ell`.
-    """
-    radius, bias = _cell_settings(cell, recurrent_radius, forget_bias)
-    T = check_int("T", T, minimum=2)
-    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
-    batch = check_int("batch", batch, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
-    device = get_device(device)
-    return _init_grad_vs_lag(cell, T, radius, bias, hidden_size, batch, seed, str(device)).copy()
-
-
-#: Colours of the three cells in lesson 07's plots.
-CELL_COLORS: dict[str, str] = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green"}
-#: Spectral radii and forget-gate biases the explorer offers (``None``: PyTorch's default init).
-EXPLORER_RADII: tuple[Optional[float], ...] = (None, 0.5, 0.9, 1.0, 1.2, 1.5, 2.0)
-EXPLORER_FORGET_BIASES: tuple[float, ...] = (-1.0, 0.0, 1.0, 2.0, 3.0, 5.0)
-
-
-def gradient_through_time_explorer(
-    *,
-    cell: str = "lstm",
-    T: int = 30,
-    rho: Optional[float] = None,
-    forget_bias: float = 1.0,
-    lengths: Sequence[int] = tuple(range(10, 101, 10)),
-    hidden_size: int = 32,
-    n: int = 4000,
-    steps: int = 300,
-    lr: float = 2e-2,
-    batch_size: int = 64,
-    probe_size: int = 64,
-    seed: int = 0,
-    device: Optional[Union[torch.device, str]] = None,
-):
-    r"""Explorer: cell, sequence length ``T``, RNN spectral radius ``rho``, LSTM ``forget_bias`` -> memory.
-
-    Left: the gradient against the lag at initialization for all three cells
-    (:func:`init_grad_vs_lag` on ``probe_size`` sequences of length ``T``), the selected cell
-    thick. Along the RNN's path :math:`\partial h_T/\partial h_k = \prod_t \mathrm{diag}(\phi'(a_t))W_{hh}`
-    shrinks like :math:`\rho(W_{hh})^{T-k}` or faster (Pascanu, Mikolov & Bengio 2013); the LSTM's
-    cell state has :math:`\partial c_t/\partial c_{t-1} = \mathrm{diag}(f_t)`, held open by a large
-    forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015). Right: the selected cell trained on
-    the adding problem of length ``T`` (:func:`adding_run` with this budget), its test MSE against
-    the baseline :math:`1/6` of predicting a constant.
-
-    The sequence-length slider steps through ``lengths``. Every setting is computed once on
-    ``device`` (default :func:`vgcourse.get_device`) and cached for the session: the first visit of a
-    setting trains a model (a few seconds on a CPU), later visits only redraw, and a control the
-    selected cell does not use (the radius for an LSTM, the bias for an RNN) never retrains.
-    ``explorer.state`` holds the last ``settings``, the three ``curves``, the ``history`` of the
-    trained model, ``reach`` (the selected curve's largest lag over lag 0) and ``final_mse``.
-    """
-    from ..widgets import Explorer, dropdown, slider
-
-    check_choice("cell", cell, CELLS)
-    check_choice("rho", rho, EXPLORER_RADII)
-    check_choice("forget_bias", forget_bias, EXPLORER_FORGET_BIASES)
-    if isinstance(lengths, (str, bytes)) or not isinstance(lengths, Sequence) or len(lengths) < 2:
-        raise TypeError(f"lengths must be a sequence of at least 2 integers, got {lengths!r}")
-    lengths = tuple(check_int("lengths[i]", t, minimum=2) for t in lengths)
-    step = lengths[1] - lengths[0]
-    if step < 1 or any(b - a != step for a, b in zip(lengths, lengths[1:])):
-        raise ValueError(f"lengths must be evenly spaced and increasing, got {lengths}")
-    check_choice("T", T, lengths)
-    budget = dict(
-        hidden_size=check_int("hidden_size", hidden_size, minimum=1),
-        n=check_int("n", n, minimum=1),
-        steps=check_int("steps", steps, minimum=1),
-        lr=check_positive("lr", lr),
-        batch_size=check_int("batch_size", batch_size, minimum=1),
-    )
-    probe_size = check_int("probe_size", probe_size, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
-    device = get_device(device)
-    state: dict = {}
-
-    def update(axes, cell, T, rho, forget_bias):
-        T = int(T)
-        settings = dict(recurrent_radius=rho, forget_bias=forget_bias)
-        curves = {
-            c: init_grad_vs_lag(
-                c,
-                T,
-                **settings,
-                hidden_size=budget["hidden_size"],
-                batch=probe_size,
-                seed=seed,
-                device=device,
-            )
-            for c in CELLS
-        }
-        _, history = adding_run(cell, T, seed=seed, **settings, **budget, device=device)
-        reach = float(curves[cell][-1] / curves[cell][0])
-        state.update(
-            settings=dict(cell=cell, T=T, rho=rho, forget_bias=forget_bias),
-            curves=curves,
-            history=history,
-            reach=reach,
-            final_mse=history.eval_loss[-1],
-        )
-        for c, curve in curves.items():
-            axes[0].semilogy(curve, color=CELL_COLORS[c], lw=3 if c == cell else 1, label=c.upper())
-        axes[0].set(xlabel="lag", ylabel="gradient norm", title="at initialization")
-        axes[0].legend(fontsize=7)
-        axes[1].semilogy(history.eval_steps, history.eval_loss, "o-", ms=3, color=CELL_COLORS[cell])
-        axes[1].axhline(ADDING_BASELINE_MSE, color="k", ls=":", label="baseline 1/6")
-        axes[1].set(
-            xlabel="step", ylabel="test MSE", title=f"{cell.upper()} on the adding problem, T={T}"
-        )
-        axes[1].legend(fontsize=7)
-        return (
-            f"{cell.upper()}, T={T}: gradient at lag {T - 1} / lag 0 at init = {reach:.1e}; "
-            f"test MSE after training = {history.eval_loss[-1]:.4f} "
-            f"(baseline {ADDING_BASELINE_MSE:.4f})"
-        )
-
-    radii = [("PyTorch default", None), *EXPLORER_RADII[1:]]
-    controls = {
-        "cell": dropdown(CELLS, cell, "cell"),
-        "T": slider(T, lengths[0], lengths[-1], step, "sequence length T", integer=True),
-        "rho": dropdown(radii, rho, "RNN spectral radius"),
-        "forget_bias": dropdown(EXPLORER_FORGET_BIASES, forget_bias, "LSTM forget bias"),
-    }
-    explorer = Explorer(
-        update,
-        controls,
-        caption="switch the cell at T=30, then lengthen T; give the RNN a spectral radius near 1 and "
-        "the LSTM a forget bias of 0 or 3, and compare the left curves with the training result on "
-        "the right (a new setting trains for a few seconds; revisits are instant).",
-        title="Gradient through time and learning the adding problem",
-    )
-    explorer.state = state
-    return explorer
