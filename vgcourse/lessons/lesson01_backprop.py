@@ -32,14 +32,12 @@ to precompute a whole slider's range in one pass).
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from .._validate import check_int, check_positive, check_tensor
+from .._validate import check_int, check_positive, check_real, check_tensor
 
 __all__ = [
     "LESSON_PARAMS",
@@ -87,13 +85,6 @@ class Pass(NamedTuple):
 
 
 # -- argument checks -------------------------------------------------------------------------------
-def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return value
 
 
 def _check_params(params: Any) -> TinyParams:
@@ -119,7 +110,7 @@ def _check_params(params: Any) -> TinyParams:
 
 def _check_x(x: Any, params: TinyParams) -> torch.Tensor:
     if isinstance(x, (list, tuple)):
-        x = torch.tensor([_real(f"x[{i}]", v) for i, v in enumerate(x)], dtype=torch.float64)
+        x = torch.tensor([check_real(f"x[{i}]", v) for i, v in enumerate(x)], dtype=torch.float64)
     x = check_tensor("x", x)
     n_in = params.W1.shape[-1]
     if x.ndim < 1 or x.shape[-1] != n_in:
@@ -130,7 +121,7 @@ def _check_x(x: Any, params: TinyParams) -> torch.Tensor:
 def _check_y(y: Any, params: TinyParams) -> torch.Tensor:
     if isinstance(y, torch.Tensor):
         return check_tensor("y", y).to(device=params.W1.device, dtype=params.W1.dtype)
-    return torch.tensor(_real("y", y), device=params.W1.device, dtype=params.W1.dtype)
+    return torch.tensor(check_real("y", y), device=params.W1.device, dtype=params.W1.dtype)
 
 
 # -- the network -----------------------------------------------------------------------------------
@@ -145,7 +136,7 @@ def tiny_params(
     float64 by default, so that hand calculations match autograd to the last digits; ``device``
     defaults to the CPU.
     """
-    w11 = _real("w11", w11)
+    w11 = check_real("w11", w11)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     kw = dict(dtype=dtype, device=device)

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validate import check_int, check_positive
-from .lesson01_backprop import _real, chain_factors, gradient_descent, tiny_params
+from .._validate import check_int, check_positive, check_real
+from .lesson01_backprop import chain_factors, gradient_descent, tiny_params
 
 
 # -- plots and the explorer ------------------------------------------------------------------------
@@ -26,7 +26,7 @@ def plot_factors(
     """
     if not isinstance(factors, Mapping) or not factors:
         raise TypeError("factors must be a non-empty dict mapping factor names to numbers")
-    values = [_real(f"factors[{n!r}]", float(v)) for n, v in factors.items()]
+    values = [check_real(f"factors[{n!r}]", float(v)) for n, v in factors.items()]
     bars = _FactorBars(ax, list(factors))
     bars.show(values, title)
     return ax
@@ -114,9 +114,9 @@ def chain_rule_explorer(
 
     if isinstance(x, (str, bytes)) or not isinstance(x, Sequence) or len(x) != 2:
         raise TypeError(f"x must be a pair of numbers (x1, x2), got {x!r}")
-    x1, x2 = (_real(f"x[{i}]", v) for i, v in enumerate(x))
-    y = _real("y", y)
-    w11 = _real("w11", w11)
+    x1, x2 = (check_real(f"x[{i}]", v) for i, v in enumerate(x))
+    y = check_real("y", y)
+    w11 = check_real("w11", w11)
     lr = check_positive("lr", lr)
     max_updates = check_int("max_updates", max_updates, minimum=1)
     num_updates = check_int("num_updates", num_updates, minimum=1)

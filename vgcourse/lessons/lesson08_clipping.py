@@ -50,19 +50,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validate import check_int, check_module, check_positive, check_tensor
+from .._validate import check_int, check_module, check_positive, check_real, check_tensor
 
 ArrayLike = Union[float, np.ndarray, torch.Tensor]
-
-
-def _real(name: str, value: Any) -> float:
-    """A finite real number (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return value
 
 
 def _array(name: str, value: Any) -> np.ndarray:
@@ -104,7 +94,7 @@ def one_unit_rnn(w: ArrayLike, b: ArrayLike, *, x0: float = 0.5, T: int = 50) ->
     the result has their broadcast shape.
     """
     w, b = _pair(w, b)
-    x0 = _real("x0", x0)
+    x0 = check_real("x0", x0)
     T = check_int("T", T, minimum=1)
     x = np.full(w.shape, x0)
     for _ in range(T):
@@ -131,8 +121,8 @@ def one_unit_grad(
     ``inf``, which is returned as such.
     """
     w, b = _pair(w, b)
-    x0 = _real("x0", x0)
-    target = _real("target", target)
+    x0 = check_real("x0", x0)
+    target = check_real("target", target)
     T = check_int("T", T, minimum=1)
     x = np.full(w.shape, x0)
     u = np.zeros(w.shape)
@@ -152,7 +142,7 @@ def one_unit_loss(
     w: ArrayLike, b: ArrayLike, *, x0: float = 0.5, target: float = 0.7, T: int = 50
 ) -> np.ndarray:
     r"""The loss :math:`(x_T - x^\star)^2` of the one-unit RNN, vectorised over ``w`` and ``b``."""
-    target = _real("target", target)
+    target = check_real("target", target)
     return (one_unit_rnn(w, b, x0=x0, T=T) - target) ** 2
 
 
@@ -162,7 +152,7 @@ def critical_weight(x0: float = 0.5) -> float:
     At :math:`w > w_c` the factor :math:`w\sigma'(x_0)` exceeds 1, so the gradient on the cliff line
     grows like :math:`(w\sigma'(x_0))^T`. For :math:`x_0 = 0.5`, :math:`w_c \approx 4.255`.
     """
-    x0 = _real("x0", x0)
+    x0 = check_real("x0", x0)
     s = 1.0 / (1.0 + math.exp(-x0))
     return 1.0 / (s * (1.0 - s))
 
@@ -176,7 +166,7 @@ def cliff_bias(w: ArrayLike, *, x0: float = 0.5) -> np.ndarray:
     point, slightly below to the lower one.
     """
     w = _array("w", w)
-    x0 = _real("x0", x0)
+    x0 = check_real("x0", x0)
     return x0 - w / (1.0 + math.exp(-x0))
 
 
