@@ -34,6 +34,8 @@ __version__ = "0.1.0"
 _NAMES: dict[str, str] = {
     "ACTIVATIONS": "activations",
     "activation": "activations",
+    "ClaimError": "claims",
+    "claim": "claims",
     "by_scale": "device",
     "get_device": "device",
     "scale": "device",
@@ -63,6 +65,7 @@ _SUBMODULES: dict[str, str] = {
     for name in (
         "activations",
         "batched",
+        "claims",
         "data",
         "device",
         "diagnosis",
@@ -105,6 +108,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from . import (  # noqa: F401
         activations,
         batched,
+        claims,
         data,
         device,
         diagnosis,
@@ -120,6 +124,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         widgets,
     )
     from .activations import ACTIVATIONS, activation  # noqa: F401
+    from .claims import ClaimError, claim  # noqa: F401
     from .course import checks  # noqa: F401
     from .device import by_scale, get_device, scale, seed_everything, setup  # noqa: F401
     from .diagnosis import DiagnosisReport, diagnose  # noqa: F401

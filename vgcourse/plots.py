@@ -1,6 +1,7 @@
 """Plots the lessons share: labelled axes, log scales where magnitudes span decades, divergence marked.
 
-Every function draws on ``ax`` (a new figure when ``None``) and returns the axes, so lessons can
+The shared conventions (panels, style, line_colors, plot_lines, shared_norm, show) live in
+:mod:`vgcourse.plot_style` and are re-exported here. Every function draws on ``ax`` (a new figure when ``None``) and returns the axes, so lessons can
 compose panels: ``fig, axes = plt.subplots(1, 2); plot_grad_norms(..., ax=axes[0])``.
 """
 
@@ -16,6 +17,15 @@ from matplotlib.colors import LogNorm
 from matplotlib.ticker import NullLocator
 
 from . import activations as _act
+from .plot_style import (  # noqa: F401  (vg.plots.panels, vg.plots.style, ...)
+    LAYER_LABEL,
+    line_colors,
+    panels,
+    plot_lines,
+    shared_norm,
+    show,
+    style,
+)
 from .train import History
 
 
