@@ -1,11 +1,14 @@
 # The two quick-start commands (see README.md):
-#   make course   set up a virtual environment in .venv and open the course in JupyterLab
+#   make course   set up a virtual environment in .venv, write the learner edition into learner/
+#                 (vgcourse learn: solutions folded away; your own changes are kept) and open it
 #   make test     set up the same environment with the test tools and run every test
 # Both install PyTorch first when .venv has none: the CPU build when no NVIDIA GPU is visible (a plain
 # `pip install torch` on Linux pulls several GB of CUDA packages), the default (CUDA) build otherwise.
 # Later runs reinstall nothing unless pyproject.toml changed (stamp files in .venv).
 
 VENV ?= .venv
+# where `make course` writes the learner edition (not committed; your work on the lessons lives here)
+LEARNER ?= learner
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
@@ -38,7 +41,8 @@ setup: $(VENV)/.course
 setup-test: $(VENV)/.test
 
 course: setup
-	$(VENV)/bin/jupyter lab lessons/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+	$(VENV)/bin/vgcourse learn $(LEARNER)
+	$(VENV)/bin/jupyter lab $(LEARNER) $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 test: setup-test
 	$(PY) -m pytest

@@ -286,8 +286,12 @@ def run_all(
     timeout_s: float = 900,
     start_timeout_s: float = 20,
     stall_timeout_s: float = 60,
+    errors_expected: bool = False,
 ) -> dict:
     """Open ``notebook`` in JupyterLab, Run All Cells, and wait until every cell ran (or one failed).
+
+    With ``errors_expected`` (the learner edition, whose unanswered exercises raise in cells tagged
+    ``raises-exception``) a traceback does not end the wait: it lasts until every cell has run.
 
     Run All is clicked only once JupyterLab reports the notebook loaded and its kernel connected and
     idle. If no cell has started ``start_timeout_s`` after the click, the page is reloaded and Run All
@@ -325,7 +329,10 @@ def run_all(
         if (
             state.get("kernel") == "idle"
             and not state["queued"]
-            and (state["failed"] or state["finished"] == state["code_cells"])
+            and (
+                (state["failed"] and not errors_expected)
+                or state["finished"] == state["code_cells"]
+            )
         ):
             return state
         now = time.monotonic()
@@ -340,6 +347,45 @@ def run_all(
             )
             raise RuntimeError(f"{notebook}: {why}; JupyterLab reports {state}; screenshot {shot}")
         time.sleep(0.5)
+
+
+# What a learner sees of the learner edition's own parts: claim cells (folded?), solution blocks
+# (collapsed?), and every cell that shows a traceback (its tags and the error's text).
+LEARNER_STATE = """() => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    const result = {claims: [], solutions: [], errors: []};
+    panel.content.widgets.forEach((cell, i) => {
+        const tags = cell.model.getMetadata('tags') || [];
+        const kind = cell.model.type;
+        if (kind === 'code' && tags.includes('claims')) {
+            const out = cell.node.querySelector('.jp-OutputArea');
+            result.claims.push({index: i, folded: cell.inputHidden, output: out ? out.innerText.slice(0, 400) : ''});
+        }
+        if (kind === 'markdown') {
+            cell.node.querySelectorAll('.jp-RenderedMarkdown details').forEach(d => {
+                const summary = d.querySelector('summary');
+                const body = d.querySelector('pre, p');
+                result.solutions.push({
+                    index: i,
+                    open: d.open,
+                    summary: summary ? summary.innerText.trim() : null,
+                    body_visible: body ? (body.offsetHeight > 0 && body.checkVisibility()) : false,
+                });
+            });
+        }
+        if (kind === 'code') {
+            const tracebacks = [...cell.node.querySelectorAll('.jp-OutputArea-output')]
+                .map(o => o.innerText).filter(t => t.includes('Traceback (most recent call last)'));
+            if (tracebacks.length) result.errors.push({index: i, tags: tags, text: tracebacks[0].slice(0, 1500)});
+        }
+    });
+    return result;
+}"""
+
+
+def learner_state(page) -> dict:
+    """Claims, solution blocks and tracebacks of the open notebook, as JupyterLab renders them."""
+    return page.evaluate(LEARNER_STATE)
 
 
 def error_outputs(page) -> list[str]:

@@ -1,10 +1,13 @@
-"""End-to-end: every lesson in a real JupyterLab in a real browser, its explorers moved as a learner would.
+"""End-to-end: the learner edition of every lesson in a real JupyterLab in a real browser, as a learner uses it.
 
-JupyterLab runs on loopback with a known token over a scratch copy of the lessons; Debian's Chromium
-is driven by Playwright. For each lesson: run all cells, then in every explorer move a slider and
-change a dropdown, and check that the plot image and the readout changed and that no cell shows a
-traceback. A screenshot of each explorer after interaction goes to ``test-artifacts/`` (not committed).
-Skipped when Playwright or Chromium is missing (``.ci/run`` installs both).
+JupyterLab runs on loopback with a known token over the learner edition (``vgcourse learn``, written
+into a scratch folder); Debian's Chromium is driven by Playwright. For each lesson: Run All, then check
+that every cell ran, that the only tracebacks are the unanswered exercises' NotImplementedError in
+cells tagged ``raises-exception``, that every claim cell is folded and printed its ticks, and that
+every "Show a solution" block is collapsed; then in every explorer move a slider and change a
+dropdown, and check that the plot image and the readout changed. Screenshots go to
+``test-artifacts/`` (not committed): the lesson at its first claims, and each explorer after
+interaction. Skipped when Playwright or Chromium is missing (``.ci/run`` installs both).
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from lab_driver import (  # noqa: E402
     ExplorerHandle,
     LabServer,
     chromium,
-    copy_lessons,
     error_outputs,
+    learner_state,
     run_all,
 )
 
+from vgcourse.course import learner, lesson_files  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
+LESSONS = [Path(f"{name}.ipynb") for name in lesson_files.lesson_names()]
 ARTIFACTS = ROOT / "test-artifacts"
 
 pytestmark = pytest.mark.skipif(
@@ -38,7 +43,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
-    copy_lessons(LESSONS, root)
+    learner.write_learner_edition(root)
     with LabServer(root) as server:
         yield server
 
@@ -49,14 +54,42 @@ def browser():
         yield b
 
 
+def check_learner_view(page, lesson: Path) -> None:
+    """Tracebacks only from unanswered exercises; claims folded and ticked; solutions collapsed."""
+    seen = learner_state(page)
+    for error in seen["errors"]:
+        assert "raises-exception" in error["tags"] and "NotImplementedError" in error["text"], (
+            f"{lesson.name}: cell {error['index']} failed, and not as an unanswered exercise:\n"
+            f"{error['text']}"
+        )
+    assert seen["errors"], f"{lesson.name}: no exercise stub raised NotImplementedError"
+    assert seen["claims"], f"{lesson.name}: no claims cell"
+    for claims in seen["claims"]:
+        assert claims["folded"], f"{lesson.name}: claims cell {claims['index']} is not folded"
+        assert "\u2713" in claims["output"], (
+            f"{lesson.name}: claims cell {claims['index']} printed no tick: {claims['output']!r}"
+        )
+    assert seen["solutions"], f"{lesson.name}: no 'Show a solution' block rendered"
+    for block in seen["solutions"]:
+        assert block["summary"] == learner.SUMMARY, block
+        assert not block["open"] and not block["body_visible"], (
+            f"{lesson.name}: the solution block in cell {block['index']} is not collapsed"
+        )
+    first = seen["claims"][0]["index"]
+    page.locator(".jp-Notebook .jp-Cell").nth(first).scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f"{lesson.stem}-learner.png"))
+
+
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_explorers_in_jupyterlab(lab, browser, lesson):
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        run_all(page, lab, lesson.name)
-        errors = error_outputs(page)
-        assert not errors, f"{lesson.name}: a cell failed in JupyterLab:\n{errors[0][:2000]}"
+        state = run_all(page, lab, lesson.name, errors_expected=True)
+        assert state["finished"] == state["code_cells"], (
+            f"{lesson.name}: not every cell ran: {state}"
+        )
+        check_learner_view(page, lesson)
         n = ExplorerHandle.count(page)
         assert n >= 1, f"{lesson.name} shows no explorer (no widget plot image rendered)"
         for i in range(n):

@@ -66,7 +66,7 @@ def course(tmp_path_factory):
 def test_every_lesson_is_an_assignment_with_exercises():
     assert LESSONS, "no lessons found"
     for name in LESSONS:
-        cells = _cells(instructor.LESSONS_DIR / f"{name}.ipynb")
+        cells = _cells(instructor.lessons_dir() / f"{name}.ipynb")
         graded = [
             c
             for c in cells
@@ -75,7 +75,7 @@ def test_every_lesson_is_an_assignment_with_exercises():
         assert len(graded) >= 2, (
             f"{name} has {len(graded)} graded code exercises, expected at least 2"
         )
-        assert secret_lines(instructor.LESSONS_DIR / f"{name}.ipynb"), (
+        assert secret_lines(instructor.lessons_dir() / f"{name}.ipynb"), (
             f"{name} has no solution lines"
         )
 
@@ -91,8 +91,8 @@ def test_student_version_leaks_nothing(course, lesson):
     # appear in a student version no more often than it appears outside the secret regions of its source
     secrets = set()
     for name in LESSONS:
-        secrets |= set(split_lines(instructor.LESSONS_DIR / f"{name}.ipynb")[1])
-    public, _ = split_lines(instructor.LESSONS_DIR / f"{lesson}.ipynb")
+        secrets |= set(split_lines(instructor.lessons_dir() / f"{name}.ipynb")[1])
+    public, _ = split_lines(instructor.lessons_dir() / f"{lesson}.ipynb")
     released_lines = Counter(line.strip() for line in text.splitlines() if line.strip())
     leaks = [
         line
@@ -113,7 +113,7 @@ def test_autograde_reference_full_marks_student_zero(course, lesson, tmp_path):
     (tmp_path / "reference").mkdir()
     (tmp_path / "untouched").mkdir()
     (tmp_path / "reference" / f"{lesson}.ipynb").write_bytes(
-        (instructor.LESSONS_DIR / f"{lesson}.ipynb").read_bytes()
+        (instructor.lessons_dir() / f"{lesson}.ipynb").read_bytes()
     )
     (tmp_path / "untouched" / f"{lesson}.ipynb").write_bytes(
         (course / "release" / lesson / f"{lesson}.ipynb").read_bytes()

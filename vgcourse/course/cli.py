@@ -1,5 +1,6 @@
-"""The ``vgcourse`` command: instructor workflow on top of nbgrader.
+"""The ``vgcourse`` command: the learner edition, and the instructor workflow on top of nbgrader.
 
+vgcourse learn DIR [LESSON ...] [--force]  write the learner edition into DIR (solutions folded away)
 vgcourse init COURSE [LESSON ...]          create an nbgrader course folder from lessons/ (all by default)
 vgcourse assign COURSE [LESSON ...]        write student versions to COURSE/release/<lesson>/
 vgcourse grade COURSE LESSON SUBMISSIONS   autograde SUBMISSIONS/<student>/<lesson>.ipynb, with feedback
@@ -12,14 +13,25 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import instructor
+from . import instructor, learner
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="vgcourse", description="Assign and autograde vgcourse lessons (nbgrader)."
+        prog="vgcourse",
+        description="Open the vgcourse lessons as a learner, or assign and autograde them (nbgrader).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "learn",
+        help="write the learner edition of the lessons into a folder",
+        description="Write the learner edition into DIR: exercises as stubs, each solution in a "
+        "collapsed 'Show a solution' block, hidden tests removed. Lessons you have changed are "
+        "kept; a newer version of one is written beside it as NN_name.updated.ipynb.",
+    )
+    p.add_argument("folder", metavar="DIR")
+    p.add_argument("lessons", nargs="*", help="lesson names or numbers (default: all)")
+    p.add_argument("--force", action="store_true", help="overwrite lessons you have changed")
     p = sub.add_parser("init", help="create an nbgrader course folder from the lessons")
     p.add_argument("course")
     p.add_argument("lessons", nargs="*", help="lesson names or numbers (default: all)")
@@ -40,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("lessons", help="list the lessons")
     args = parser.parse_args(argv)
     try:
-        if args.command == "lessons":
+        if args.command == "learn":
+            report = learner.write_learner_edition(args.folder, args.lessons, force=args.force)
+            for name, status in report.items():
+                print(f"{name}: {status}")
+            print(f"learner edition in {args.folder}; open it with: jupyter lab {args.folder}")
+        elif args.command == "lessons":
             print("\n".join(instructor.lesson_names()))
         elif args.command == "init":
             course = instructor.init_course(args.course, args.lessons, course_id=args.course_id)

@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-LESSONS_DIR = Path(__file__).resolve().parents[2] / "lessons"
+from .lesson_files import choose_lessons, lesson_names, lessons_dir  # noqa: F401 (re-exported)
 
 CONFIG = '''"""nbgrader configuration written by `vgcourse init`."""
 c = get_config()  # noqa: F821
@@ -67,37 +67,18 @@ def _run(course: Path, *args: str) -> subprocess.CompletedProcess:
     return result
 
 
-def lesson_names(lessons_dir: Path | str = LESSONS_DIR) -> list[str]:
-    """The lesson assignment names (file stems), in order."""
-    return [p.stem for p in sorted(Path(lessons_dir).glob("[0-9][0-9]_*.ipynb"))]
-
-
-def _check_lessons(lessons: list[str] | None, lessons_dir: Path) -> list[str]:
-    available = lesson_names(lessons_dir)
-    if not lessons:
-        return available
-    chosen = []
-    for name in lessons:
-        matches = [a for a in available if a == name or a.split("_", 1)[0] == name]
-        if len(matches) != 1:
-            raise ValueError(
-                f"lesson {name!r} is not one of {available} (or their numbers, e.g. '01')"
-            )
-        chosen.append(matches[0])
-    return chosen
-
-
 def init_course(
     course: Path | str,
     lessons: list[str] | None = None,
     *,
     course_id: str = "vgcourse",
-    lessons_dir: Path | str = LESSONS_DIR,
+    source_dir: Path | str | None = None,
 ) -> Path:
-    """Create (or refresh) an nbgrader course folder holding the chosen lessons (default: all)."""
+    """Create (or refresh) an nbgrader course folder holding the chosen lessons (default: all),
+    copied from ``source_dir`` (default: :func:`~vgcourse.course.lesson_files.lessons_dir`)."""
     course = Path(course).resolve()
-    lessons_dir = Path(lessons_dir)
-    chosen = _check_lessons(lessons, lessons_dir)
+    source_dir = lessons_dir() if source_dir is None else Path(source_dir)
+    chosen = choose_lessons(lessons, source_dir)
     (course / "source").mkdir(parents=True, exist_ok=True)
     exchange = course / "exchange"
     exchange.mkdir(exist_ok=True)
@@ -108,7 +89,7 @@ def init_course(
     for name in chosen:
         target = course / "source" / name
         target.mkdir(exist_ok=True)
-        shutil.copy2(lessons_dir / f"{name}.ipynb", target / f"{name}.ipynb")
+        shutil.copy2(source_dir / f"{name}.ipynb", target / f"{name}.ipynb")
     return course
 
 

@@ -26,8 +26,24 @@ def has_outputs(path: str | Path) -> bool:
     )
 
 
+CLAIMS_TAG = "claims"
+
+
+def fold_claims(cell: dict) -> None:
+    """Fold the source of a code cell tagged ``claims`` (its ``vg.claim`` checks): JupyterLab's
+    ``jupyter.source_hidden`` and the ``hide-input`` tag of Jupyter Book / MyST-NB. The learner sees
+    the printed ticks; one click on the fold shows the code."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    if cell.get("cell_type") != "code" or CLAIMS_TAG not in tags:
+        return
+    cell["metadata"].setdefault("jupyter", {})["source_hidden"] = True
+    if "hide-input" not in tags:
+        tags.append("hide-input")
+
+
 def clean(path: str | Path) -> bool:
-    """Strip outputs and execution counts and set the ``python3`` kernelspec; True if the file changed."""
+    """Strip outputs and execution counts, fold ``claims`` cells (:func:`fold_claims`) and set the
+    ``python3`` kernelspec; True if the file changed."""
     import nbformat
 
     path = Path(path)
@@ -38,6 +54,7 @@ def clean(path: str | Path) -> bool:
             cell.outputs = []
             cell.execution_count = None
         cell.metadata.pop("execution", None)
+        fold_claims(cell)
     nb.metadata["kernelspec"] = {
         "display_name": "Python 3",
         "language": "python",
