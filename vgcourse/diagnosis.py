@@ -24,6 +24,7 @@ from ._validate import check_int, check_module, check_positive, check_tensor
 from .diagnosis_report import DiagnosisReport
 from .diagnosis_rules import _findings
 from .losses import LossSpec, get_loss
+from .model_state import preserved
 from .models import model_device
 from .probes import Probe
 from .train import make_optimizer
@@ -71,8 +72,16 @@ def diagnose(
     batch is split into ``passes`` parts and the statistics are averaged. With ``train_steps`` > 0,
     a *copy* of the model is trained that many steps (``optimizer``, ``lr``) to measure the
     update:data ratios (clipping the gradient norm to ``clip_norm`` first, as
-    :func:`vgcourse.fit` would); the model itself is never changed (its gradients are cleared).
-    Thresholds are documented in this module's docstring.
+    :func:`vgcourse.fit` would).
+
+    The model is left exactly as it was, after a success or an exception
+    (:func:`vgcourse.model_state.preserved`): parameters, buffers (BatchNorm running statistics),
+    every module's train/eval flag, ``requires_grad``, the ``.grad`` you hold, hooks, and the random
+    state of torch, NumPy and Python. The passes run as a training step would: a model in training
+    mode keeps the modes of its modules (a frozen backbone's eval-mode BatchNorm stays in eval mode);
+    a model wholly in eval mode is switched to training mode for the passes (dropout on, BatchNorm
+    on batch statistics). ``report.mode`` says which. The thresholds are in
+    :mod:`vgcourse.diagnosis_rules`.
     """
     check_module("model", model)
     if isinstance(X, (tuple, list)):
@@ -97,14 +106,15 @@ def diagnose(
     X, y = X.to(device), y.to(device)
     passes = min(passes, X.shape[0])
 
-    was_training = model.training
-    model.train()
     weight_acc: dict[str, list] = {}
     act_acc: dict[str, list] = {}
     losses = []
     time_grads = []
     recurrent = X.ndim == 3 and any(isinstance(m, nn.RNNBase) for m in model.modules())
-    try:
+    mode = _measurement_mode(model)
+    with preserved(model):
+        if not model.training:
+            model.train()
         for chunk_X, chunk_y in zip(torch.tensor_split(X, passes), torch.tensor_split(y, passes)):
             model.zero_grad(set_to_none=True)
             inp = chunk_X.clone().requires_grad_(recurrent and chunk_X.is_floating_point())
@@ -121,9 +131,6 @@ def diagnose(
                 weight_acc.setdefault(name, []).append(r)
             for name, r in probe.activations.items():
                 act_acc.setdefault(name, []).append(r)
-    finally:
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
 
     modules = dict(model.named_modules())
     layers = []
@@ -163,7 +170,8 @@ def diagnose(
         for name, recs in act_acc.items()
     ]
     if train_steps and all(math.isfinite(v) for v in losses):
-        _measure_updates(model, X, y, loss_fn, layers, train_steps, lr, optimizer, clip_norm)
+        with preserved(model):  # the copy's training draws dropout masks from the global RNG
+            _measure_updates(model, X, y, loss_fn, layers, train_steps, lr, optimizer, clip_norm)
     ratio = None
     if time_grads:
         g = torch.stack(time_grads).mean(0)
@@ -175,9 +183,27 @@ def diagnose(
         activations=activations,
         time_grad_ratio=ratio,
         gated=gated,
+        mode=mode,
     )
     report.findings = _findings(report, train_steps > 0)
     return report
+
+
+def _measurement_mode(model: nn.Module) -> str:
+    """The mode the passes run in, in words for the report (see :func:`diagnose`)."""
+    if not model.training:
+        return (
+            "Measured in training mode, as a training step runs (the model was in eval mode; it is "
+            "back in eval mode, BatchNorm statistics untouched)."
+        )
+    in_eval = [n for n, m in model.named_modules() if not m.training]
+    if in_eval:
+        shown = ", ".join(in_eval[:3]) + (", ..." if len(in_eval) > 3 else "")
+        return (
+            f"Measured in training mode; {len(in_eval)} module(s) you put in eval mode stayed in "
+            f"eval mode ({shown})."
+        )
+    return "Measured in training mode (the model's own mode)."
 
 
 def _measure_updates(model, X, y, loss_fn, layers, steps, lr, optimizer, clip_norm=None) -> None:

@@ -40,7 +40,8 @@ class DiagnosisReport:
     ``layers``: one dict per weight layer, input -> output (name, module, params, grad_norm,
     grad_rms, grad_to_data, update_to_data); ``activations``: one dict per activation layer (name,
     activation, mean, std, saturated, dead); ``findings``: the problems found; ``loss``: the mean
-    loss over the passes; ``time_grad_ratio``: for recurrent inputs, first/last time step gradient.
+    loss over the passes; ``time_grad_ratio``: for recurrent inputs, first/last time step gradient;
+    ``mode``: which train/eval mode the passes ran in (the model is left in its own afterwards).
     """
 
     loss: float
@@ -49,6 +50,7 @@ class DiagnosisReport:
     findings: list[Finding] = field(default_factory=list)
     time_grad_ratio: float | None = None
     gated: bool = False
+    mode: str = ""  # the train/eval mode the passes ran in, in words
 
     @property
     def healthy(self) -> bool:
@@ -69,6 +71,7 @@ class DiagnosisReport:
             "activations": [dict(r) for r in self.activations],
             "findings": [vars(f).copy() for f in self.findings],
             "time_grad_ratio": self.time_grad_ratio,
+            "mode": self.mode,
         }
 
     def _table_rows(self) -> tuple[list[str], list[list[str]]]:
@@ -89,7 +92,10 @@ class DiagnosisReport:
 
     def __str__(self) -> str:
         head, rows = self._table_rows()
-        lines = [f"Gradient-flow diagnosis (loss {self.loss:.4g})", _text_table(head, rows)]
+        lines = [f"Gradient-flow diagnosis (loss {self.loss:.4g})"]
+        if self.mode:
+            lines.append(self.mode)
+        lines.append(_text_table(head, rows))
         if self.activations:
             ahead = ["activation layer", "type", "mean", "std", "saturated", "dead"]
             arows = [
@@ -161,7 +167,8 @@ class DiagnosisReport:
             )
             verdict = f"<p><b>Verdict:</b></p><ul>{items}</ul>"
         return (
-            f"<div><p><b>Gradient-flow diagnosis</b> (loss {self.loss:.4g})</p>{verdict}"
+            f"<div><p><b>Gradient-flow diagnosis</b> (loss {self.loss:.4g})</p>"
+            f"{f'<p><i>{html.escape(self.mode)}</i></p>' if self.mode else ''}{verdict}"
             f"<div style='display:flex;gap:1em;align-items:flex-start'>{table}"
             f"<img src='data:image/png;base64,{img}'/></div></div>"
         )
