@@ -12,7 +12,7 @@ from vgcourse.claims import format_measured
 
 def test_a_holding_claim_prints_its_tick_and_number(capsys):
     ratio = 2.1e-05
-    assert vg.claim(
+    vg.claim(
         "layer 1 gets less than 1e-3 of the last layer's gradient", ratio < 1e-3, measured=ratio
     )
     assert capsys.readouterr().out == (
@@ -32,14 +32,15 @@ def test_a_failing_claim_raises_with_the_claim_and_the_number():
 
 def test_full_scale_claims_are_checked_only_at_full_scale(monkeypatch, capsys):
     monkeypatch.setenv("VGCOURSE_SCALE", "quick")
-    assert vg.claim("50x at width 1024", False, measured=3.0, scale="full") is False
+    assert vg.claim("50x at width 1024", False, measured=3.0, scale="full") is None
     assert capsys.readouterr().out == (
         "· 50x at width 1024 (measured 3) [full scale, not checked at quick scale]\n"
     )
     monkeypatch.setenv("VGCOURSE_SCALE", "full")
     with pytest.raises(vg.ClaimError):
         vg.claim("50x at width 1024", False, measured=3.0, scale="full")
-    assert vg.claim("50x at width 1024", True, measured=60.0, scale="full") is True
+    vg.claim("50x at width 1024", True, measured=60.0, scale="full")
+    assert capsys.readouterr().out.startswith("✓ 50x at width 1024 (measured 60)")
 
 
 def test_measured_values_read_well():
@@ -65,4 +66,4 @@ def test_bad_statement_and_scale():
         vg.claim("", True)
     with pytest.raises(ValueError, match="scale"):
         vg.claim("x", True, scale="quick")
-    assert vg.claim("a tensor test", torch.tensor(2.0) > 1, measured=torch.tensor(2.0))
+    vg.claim("a tensor test", torch.tensor(2.0) > 1, measured=torch.tensor(2.0))

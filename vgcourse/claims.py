@@ -88,14 +88,14 @@ def claim(
     *,
     measured: Any = None,
     scale: str = "any",
-) -> bool:
+) -> None:
     """Print ``✓ statement (measured …)`` if ``holds`` is true, else raise :class:`ClaimError`.
 
     ``holds`` is the test of the claim (a bool, NumPy bool or one-element bool tensor), ``measured``
     the number (or numbers) it was decided on, printed beside the claim. ``scale="full"`` marks a
     claim that holds only at full scale: it is checked only when ``vg.scale() == "full"``, and at
-    quick scale printed with ``·`` and "full scale, not checked at quick scale". Returns whether the
-    claim was checked (``False`` for a full-scale claim at quick scale).
+    quick scale printed with ``·`` and "full scale, not checked at quick scale". Returns ``None``, so
+    a cell that ends with a claim shows only the printed line.
     """
     if not isinstance(statement, str) or not statement.strip():
         raise TypeError(f"statement must be a non-empty string, got {statement!r}")
@@ -107,8 +107,7 @@ def claim(
 
         if current_scale() != "full":
             print(f"{SKIPPED} {statement}{shown} [full scale, not checked at quick scale]")
-            return False
+            return
     if not ok:
         raise ClaimError(f"{FAIL} {statement}: does not hold{shown}")
     print(f"{PASS} {statement}{shown}")
-    return True
