@@ -215,7 +215,10 @@ NOTEBOOK_STATE = """(name) => {
     if (!panel.context.path.endsWith(name)) return {phase: 'other tab: ' + panel.context.path};
     const sc = panel.sessionContext;
     const kernel = sc.session ? sc.session.kernel : null;
-    const prompts = [...panel.node.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent);
+    // Execution as the cell models record it: a folded cell (jupyter.source_hidden) keeps its prompt
+    // out of view, so its [n] is read from the model, not from the page.
+    const code = panel.content.widgets.filter(w => w.model.type === 'code');
+    const running = w => w.model.executionState === 'running' || (w.promptNode && w.promptNode.textContent.includes('*'));
     const outputs = [...panel.node.querySelectorAll('.jp-OutputArea-output')];
     return {
         phase: 'notebook',
@@ -224,10 +227,10 @@ NOTEBOOK_STATE = """(name) => {
         kernel: kernel ? kernel.status : null,
         connection: kernel ? kernel.connectionStatus : null,
         dialogs: [...document.querySelectorAll('.jp-Dialog')].map(d => d.innerText.slice(0, 200)),
-        code_cells: prompts.length,
-        started: prompts.filter(t => /\\[(\\*|\\d+)\\]/.test(t)).length,
-        finished: prompts.filter(t => /\\[\\d+\\]/.test(t)).length,
-        queued: prompts.filter(t => t.includes('[*]')).length,
+        code_cells: code.length,
+        started: code.filter(w => w.model.executionCount !== null || running(w)).length,
+        finished: code.filter(w => w.model.executionCount !== null && !running(w)).length,
+        queued: code.filter(running).length,
         failed: outputs.some(o => o.textContent.includes('Traceback (most recent call last)')),
     };
 }"""
