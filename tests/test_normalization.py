@@ -181,3 +181,97 @@ def test_batch_size_sweep_bad_inputs():
         vn.batch_size_sweep(
             make, (train[0], train[1][:-1]), test, batch_sizes=[4], lr=0.01, steps=2
         )
+
+
+# -- lesson 05's figures ---------------------------------------------------------------------
+
+
+def _figure_axes():
+    import matplotlib.pyplot as plt
+
+    return plt.gcf().axes
+
+
+def test_plot_gradient_parts_and_scale_invariance():
+    from vgcourse.lessons import lesson05_plots as vp
+
+    col, along = torch.full((4,), 3e-3), torch.full((4,), 1e-6)
+    vp.plot_gradient_parts(col, along, torch.tensor([0.0, 1e-18, 2e-18, 0.0]), along)
+    (ax,) = _figure_axes()
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "feature j"
+    assert len(ax.patches) == 12  # three bars per feature
+    assert min(p.get_height() for p in ax.patches) == pytest.approx(1e-20)  # exact 0 drawn at 1e-20
+    scales = np.logspace(-2, 2, 5)
+    rows = np.stack([np.full(5, 1e-4), np.full(5, 1e-5), 1 / scales], axis=1)
+    vp.plot_scale_invariance(scales, {1e-5: rows, 1e-30: rows * 1e-9})
+    left, right = _figure_axes()[-2:]
+    assert left.get_xscale() == right.get_xscale() == "log"
+    assert len(right.lines[0].get_xdata()) == 4  # a = 1, the reference, left out
+    # one colour per epsilon in both panels
+    assert left.lines[0].get_color() == right.lines[0].get_color() == right.lines[1].get_color()
+    assert left.lines[1].get_color() != left.lines[0].get_color()
+
+
+def test_plot_rescue_and_figure1_from_short_runs():
+    from vgcourse.lessons import lesson05_plots as vp
+
+    X, y = torch.randn(60, 6), torch.randint(0, 3, (60,))
+    histories, recorders = {}, {}
+    for name, norm in (("plain", None), ("BN", "batch")):
+        net = _net(norm)
+        rec = vn.PreactivationPercentiles(net, X[:30], every=5)
+        histories[name] = vg.fit(
+            net,
+            (X, y),
+            steps=20,
+            lr=0.1,
+            batch_size=20,
+            eval_data=(X, y),
+            eval_every=5,
+            callbacks=[rec],
+            progress=False,
+        )
+        recorders[name] = rec
+    vp.plot_rescue(histories)
+    left, right = _figure_axes()
+    assert left.get_yscale() == "log" and left.get_xlabel().startswith("layer")
+    assert "ln 2: guessing" in [t.get_text() for t in right.get_legend().get_texts()]
+    vp.plot_figure1({k: [h, h] for k, h in histories.items()}, recorders, unit=1)
+    acc, b, c = _figure_axes()[-3:]
+    assert acc.get_ylim() == (0, 1) and len(acc.lines) == 4
+    assert acc.lines[0].get_color() == acc.lines[1].get_color() != acc.lines[2].get_color()
+    assert b.get_ylim() == c.get_ylim()  # (b) and (c) on one scale
+    assert [line.get_linestyle() for line in b.lines] == ["--", "-", ":"]
+    assert np.allclose(b.lines[1].get_ydata(), recorders["plain"].values[:, 1, 1])
+
+
+def test_plot_batch_figures():
+    from vgcourse.lessons import lesson05_plots as vp
+
+    sizes = [2, 4, 8]
+    vp.plot_batch_statistics(sizes, [0.7, 0.5, 0.35], [0.5, 0.75, 0.87])
+    left, right = _figure_axes()
+    assert left.get_xscale() == "log" and [t.get_text() for t in left.get_xticklabels()] == [
+        "2",
+        "4",
+        "8",
+    ]
+    dependence = {
+        ("batch norm", "train mode"): [10.0, 5.0],
+        ("layer norm", "train mode"): [1e-7, 0.0],
+    }
+    vp.plot_batch_dependence(dependence, (2, 8))
+    ax = _figure_axes()[-1]
+    assert ax.get_yscale() == "log" and len(ax.patches) == 4
+    assert min(p.get_height() for p in ax.patches) == pytest.approx(1e-9)
+    sweep = {
+        "batch": np.array([[0.2, 0.3], [0.9, 0.95]]),
+        "layer": np.array([[0.8, 0.8], [0.9, 0.9]]),
+    }
+    vp.plot_batch_size_sweep(sweep, [2, 64], steps=10)
+    ax = _figure_axes()[-1]
+    assert ax.get_title() == "Same 10 steps at every batch size"
+    assert ax.lines[0].get_color() == ax.lines[1].get_color() != ax.lines[2].get_color()
+    vp.plot_mode_accuracy([2, 8], [0.6, 0.9], 0.97)
+    ax = _figure_axes()[-1]
+    assert len(ax.patches) == 2 and ax.get_ylim() == (0, 1)
