@@ -237,3 +237,147 @@ def test_clinic_explorer_bad_arguments(clinic):
         lesson09_explorer.clinic_explorer(clinic, when="later")
     with pytest.raises(ValueError, match="seed"):
         lesson09_explorer.clinic_explorer(clinic, seed=-1)
+
+
+# -- the lesson's figures and tables ------------------------------------------------------------
+
+
+def _fake_run(final_loss, problems_before=(), problems_after=(), ratio=1.0, diverged_at=None):
+    from types import SimpleNamespace
+
+    history = SimpleNamespace(final_loss=final_loss, diverged_at=diverged_at, seconds=0.5)
+    return dict(
+        history=history,
+        before=SimpleNamespace(problems=list(problems_before)),
+        after=SimpleNamespace(problems=list(problems_after)),
+        ratio=ratio,
+    )
+
+
+def test_repair_table_orders_rows_by_case_and_summarises_the_seeds():
+    from vgcourse.lessons import lesson09_plots
+
+    results = {
+        ("lr too high", "none"): [
+            _fake_run(math.nan, ratio=math.nan, diverged_at=d) for d in (3, 4)
+        ],
+        ("deep sigmoid", "none"): [
+            _fake_run(2.3, ["vanishing_gradients"], ratio=r) for r in (1e-8, 3e-8)
+        ],
+        ("deep sigmoid", "batch norm"): [
+            _fake_run(x, ratio=r) for x, r in ((0.5, 2.0), (0.3, math.nan))
+        ],
+    }
+    lines = lesson09_plots.repair_table(results).splitlines()
+    assert len(lines) == 2 + len(results) and lines[1].count("|") == 8
+    assert (
+        lines[2]
+        == "| deep sigmoid | - | vanishing_gradients | none | 2.3 (2.3-2.3) | 2e-08 | 0.50 |"
+    )
+    assert lines[3].startswith(
+        "| deep sigmoid | batch norm (05) | none | none | 0.4 (0.3-0.5) | 2 + nan |"
+    )
+    assert "diverged at steps [3, 4]" in lines[4] and "| nan |" in lines[4]
+
+
+def test_plot_repairs_one_panel_per_case_one_colour_per_fix(clinic):
+    import matplotlib.pyplot as plt
+
+    from vgcourse.lessons import lesson09_plots
+
+    pairs = [
+        ("deep sigmoid", "batch norm"),
+        ("tiny init", "He init"),
+        ("lr too high", "batch norm"),
+    ]
+    lesson09_plots.plot_repairs(clinic, pairs)
+    axes = plt.gcf().axes
+    assert len(axes) == len(capstone.CASES) and all(ax.get_yscale() == "log" for ax in axes)
+    labels = [[line.get_label() for line in ax.lines] for ax in axes]
+    assert labels[0][:2] == ["broken", "batch norm"] and labels[1][:2] == ["broken", "He init"]
+    color = {line.get_label(): line.get_color() for ax in axes for line in ax.lines}
+    assert axes[0].lines[1].get_color() == next(
+        line.get_color() for line in axes[3].lines if line.get_label().startswith("batch norm")
+    )
+    assert color["broken"] != color["batch norm"] != color["He init"]
+    broken = clinic.run("deep sigmoid")["history"].loss
+    np.testing.assert_allclose(
+        axes[0].lines[0].get_ydata(), np.convolve(broken, np.ones(10) / 10, "valid")
+    )
+    assert [ax.get_ylabel() for ax in axes] == [
+        "cross-entropy",
+        "cross-entropy",
+        "MSE",
+        "cross-entropy",
+    ]
+
+
+def test_lesson_figures_draw_from_short_runs(data):
+    import matplotlib.pyplot as plt
+
+    from vgcourse.lessons import lesson09_plots
+
+    (X, y), _, _ = data
+    runs = {}
+    for init, seed in (("random", 0), ("pretrained", 0), ("random", 1)):
+        torch.manual_seed(seed)
+        net = vg.mlp(64, 10, depth=2, width=8, activation="sigmoid")
+        h = vg.fit(
+            net,
+            (X, y),
+            steps=30,
+            lr=0.1,
+            batch_size=32,
+            probe_every=10,
+            record=False,
+            progress=False,
+        )
+        runs[init, seed] = dict(history=h)
+    lesson09_plots.plot_sgd_finetuning(runs, math.log(10))
+    loss_ax, top_ax = plt.gcf().axes
+    assert loss_ax.get_yscale() == "log" and top_ax.get_ylim() == (0, 1)
+    # one colour per (init, seed) in both panels; the top layer's mean as measured
+    assert (
+        loss_ax.lines[0].get_color() == top_ax.lines[0].get_color() != top_ax.lines[1].get_color()
+    )
+    np.testing.assert_allclose(
+        top_ax.lines[2].get_ydata(), runs["random", 1]["history"].stats["act_mean"][:, -1]
+    )
+
+    names = {"random": "sigmoid, random init", "pretrained": "sigmoid, pretrained"}
+    lesson09_plots.plot_adam_finetuning(runs, names, math.log(10))
+    (ax,) = plt.gcf().axes
+    assert ax.lines[0].get_color() == ax.lines[2].get_color() != ax.lines[1].get_color()  # per init
+    assert ax.lines[0].get_linestyle() != ax.lines[2].get_linestyle()  # per seed
+
+    lesson09_plots.plot_pretraining(
+        [np.linspace(0.6, 0.3, 20), np.linspace(0.7, 0.62, 20)], [0.2, 0.6]
+    )
+    (ax,) = plt.gcf().axes
+    curves, floors = ax.lines[::2], ax.lines[1::2]
+    assert [c.get_color() for c in curves] == [f.get_color() for f in floors]
+    assert [f.get_ydata()[0] for f in floors] == [0.2, 0.6]
+
+    depths = [1, 2, 4]
+    acc = {1: [0.9, 0.8], 2: [1.0, 0.95], 4: [0.4, 0.5]}
+    ratio = {1: [1.0, 1.0], 2: [0.1, 0.3], 4: [1e-4, 1e-3]}
+    lesson09_plots.plot_depth_tradeoff(depths, acc, ratio, chance=1 / 3)
+    acc_ax, ratio_ax = plt.gcf().axes
+    np.testing.assert_allclose(acc_ax.lines[len(depths)].get_ydata(), [0.85, 0.975, 0.45])
+    assert ratio_ax.get_yscale() == "log"
+    np.testing.assert_allclose(ratio_ax.lines[0].get_ydata(), [1.0, 0.2, 5.5e-4])
+
+
+def test_timing_table_and_plot():
+    import matplotlib.pyplot as plt
+
+    from vgcourse.lessons import lesson09_plots
+
+    timings = [("CPU", "plain loop of vg.fit", 2.0), ("CPU", "batched sweep", 0.1)]
+    lines = lesson09_plots.timing_table(timings, 24, 40).splitlines()
+    assert "24 models x 40 steps" in lines[0]
+    assert lines[2] == "| CPU | plain loop of vg.fit | 2.000 | 480 |"
+    assert lines[3] == "| CPU | batched sweep | 0.100 | 9,600 |"
+    lesson09_plots.plot_timings(timings, 24)
+    (ax,) = plt.gcf().axes
+    assert [p.get_width() for p in ax.patches] == [2.0, 0.1] and ax.get_xlabel() == "seconds"

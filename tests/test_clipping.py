@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -6,8 +7,14 @@ import pytest
 import torch
 
 import vgcourse as vg
+from vgcourse.history import History
 from vgcourse.lessons import lesson08_clipping as clipping
-from vgcourse.lessons import lesson08_experiment, lesson08_explorer, lesson08_plots
+from vgcourse.lessons import (
+    lesson08_experiment,
+    lesson08_explorer,
+    lesson08_figures,
+    lesson08_plots,
+)
 
 
 def autograd_one_unit(w, b, x0=0.5, target=0.7, T=50):
@@ -503,3 +510,125 @@ def test_explorer_lrs_are_the_slider_positions_and_reuse_runs_made_with_them(spi
     assert explorer.state["lr"] == lrs[11] and explorer.state["history"] is made.history
     explorer.set(lr=0.3)  # between positions (set from code): trained as given
     assert explorer.state["lr"] == 0.3
+
+
+# -- lesson 08's figures ----------------------------------------------------------------------------
+
+
+def _history(loss, norms, clipped=None, diverged_at=None):
+    n = len(loss)
+    return History(
+        loss=np.asarray(loss, dtype=float),
+        grad_norms=np.zeros((n, 0)),
+        total_grad_norm=np.asarray(norms, dtype=float),
+        layer_names=[],
+        diverged_at=diverged_at,
+        clipped=np.zeros(n, dtype=bool) if clipped is None else np.asarray(clipped),
+    )
+
+
+def test_plot_backward_profiles_draws_medians_and_the_prediction():
+    depth, rng = 6, np.random.default_rng(0)
+    profiles = {g: rng.uniform(0.5, 2.0, size=(3, 2, depth)) for g in (1.0, 2.0)}
+    lesson08_figures.plot_backward_profiles(profiles, depth)
+    left, right = plt.gcf().axes
+    layers = np.arange(1, depth + 1)
+    curve, dotted = left.lines[1], left.lines[2]  # after the legend's proxy line: g = 1.0
+    np.testing.assert_allclose(curve.get_ydata(), np.median(profiles[1.0][:, 0], 0))
+    g2_dotted = left.lines[4].get_ydata()
+    np.testing.assert_allclose(
+        g2_dotted, np.median(profiles[2.0][:, 0, -1]) * 2.0 ** (depth - layers)
+    )
+    assert dotted.get_color() == curve.get_color() and dotted.get_linestyle() == ":"
+    np.testing.assert_allclose(right.lines[1].get_ydata(), np.median(profiles[2.0][:, 1], 0))
+    assert left.get_yscale() == right.get_yscale() == "log"
+    assert right.lines[0].get_color() == curve.get_color()  # one colour per gain in both panels
+
+
+def test_plot_lag_gradients_one_colour_per_radius_and_rho_powers_for_tiny_inputs():
+    lags = np.arange(10)
+    lag_norms = {
+        (rho, s): (rho if s < 1 else 0.5) ** lags for rho in (0.9, 1.1) for s in (1e-6, 1.0)
+    }
+    lesson08_figures.plot_lag_gradients(lag_norms, (0.9, 1.1), (1e-6, 1.0))
+    tiny, saturated = plt.gcf().axes
+    assert len(tiny.lines) == 4 and len(saturated.lines) == 2  # dotted rho^k on the left only
+    np.testing.assert_allclose(tiny.lines[3].get_ydata(), 1.1**lags)
+    assert tiny.lines[0].get_color() == saturated.lines[0].get_color()
+    assert tiny.get_legend() is not None and saturated.get_legend() is None
+
+
+def test_plot_cliff_surfaces_and_slice_draw_the_given_numbers():
+    w, b = np.linspace(-1, 10, 23), np.linspace(-6, 2, 17)
+    loss, gw, gb = clipping.one_unit_grad(*np.meshgrid(w, b))
+    lesson08_figures.plot_cliff_surfaces(w, b, loss, np.hypot(gw, gb))
+    axes = plt.gcf().axes
+    assert axes[0].name == "3d" and len(axes) == 5  # 3-D, two maps, their colour bars
+    assert [line.get_xdata()[0] for line in axes[1].lines if line.get_linestyle() == ":"] == [4]
+    plt.close("all")
+    b_line, dist = np.linspace(-4, -2, 11), np.logspace(-9, 0, 10)
+    lesson08_figures.plot_cliff_slice(b_line, b_line**2, -3.0, dist, dist, 2 * dist, -3e7)
+    left, right = plt.gcf().axes
+    np.testing.assert_allclose(left.lines[0].get_ydata(), b_line**2)
+    np.testing.assert_allclose(right.lines[1].get_ydata(), 2 * dist)
+    assert right.lines[2].get_ydata()[0] == 3e7 and right.get_xscale() == "log"
+
+
+def test_plot_cliff_paths_draws_plain_and_clipped_paths_and_the_cap():
+    examples = [(5.5, -2.3), (7.5, -3.6)]
+    lesson08_figures.plot_cliff_paths(examples, lr=0.03, clip_norm=10.0, steps=20)
+    surface, steps = plt.gcf().axes[:2]  # then the colour bar
+    plain = clipping.gd_trajectories(5.5, -2.3, lr=0.03, steps=20)
+    drawn = [
+        line for line in surface.lines if line.get_linestyle() == "-" and len(line.get_xdata()) > 1
+    ]
+    np.testing.assert_allclose(drawn[0].get_xdata(), plain.w[:, 0])
+    assert "thrown to" in surface.texts[0].get_text()
+    assert [line.get_label() for line in steps.lines] == ["plain", "clipped", r"$\eta c$"]
+    assert steps.lines[2].get_ydata()[0] == pytest.approx(0.3)
+
+
+def test_plot_divergence_marks_each_run():
+    runs = {"a": _history([1.0, 10.0, np.nan], [1.0, 100.0, np.nan], diverged_at=2)}
+    runs["b"] = _history([1.0, 0.5, 0.4], [1.0, 0.9, 0.8])
+    lesson08_figures.plot_divergence(runs, 0.1)
+    loss_ax, norm_ax = plt.gcf().axes
+    assert loss_ax.get_title().startswith("Training loss, no clipping (lr = 0.1)")
+    crosses = [line for line in loss_ax.lines if line.get_marker() == "x"]
+    assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [2]
+    assert norm_ax.get_yscale() == "log"
+
+
+def test_plot_clip_directions_draws_the_arrows_and_the_cosines():
+    g2 = torch.tensor([3.0, 0.5])
+    lesson08_figures.plot_clip_directions(
+        g2, g2 / g2.norm(), g2.clamp(-1, 1), [0.1, 0.2], [0.5, 0.9], 1.0
+    )
+    arrows, cosines = plt.gcf().axes
+    labels = [t.get_text() for t in arrows.get_legend().get_texts()]
+    assert labels[0] == "gradient $g$: angle 9.5 deg" and labels[2].endswith("angle 26.6 deg")
+    np.testing.assert_allclose(cosines.lines[0].get_ydata(), [0.5, 0.9])
+    assert cosines.get_xscale() == "log"
+
+
+def test_plot_threshold_sweep_and_lr_axis_draw_the_runs():
+    h = _history([1.0, 0.5, 0.2], [5.0, 2.0, 1.0], clipped=[True, False, False])
+    sweep = {m: [(h, 0.1 * m, 0.9), (h, 0.2 * m, 0.8)] for m in (0.5, 1, 2)}
+    lesson08_figures.plot_threshold_sweep(sweep, math.log(3), {"run": h}, h, 3.0)
+    ax1, ax2, ax3 = plt.gcf().axes
+    median = [line for line in ax1.lines if line.get_label() == "clipped: median of seeds"]
+    np.testing.assert_allclose(median[0].get_ydata(), [0.075, 0.15, 0.3])
+    assert ax1.get_title() == "All 2 unclipped runs diverged (NaN)"
+    assert any(str(line.get_label()).startswith("threshold 3") for line in ax3.lines)
+    plt.close("all")
+
+    def run(loss, diverged_at=None):
+        return SimpleNamespace(loss=loss, history=SimpleNamespace(diverged_at=diverged_at))
+
+    axis = {"clipped": [run(0.5), run(0.2)], "plain": [run(0.4), run(float("nan"), 3)]}
+    lesson08_figures.plot_lr_axis([0.01, 0.1], axis, math.log(3))
+    (ax,) = plt.gcf().axes
+    crosses = [line for line in ax.lines if line.get_marker() == "x" and len(line.get_xdata())]
+    assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [0.1]
+    assert crosses[0].get_ydata()[0] == pytest.approx(3 * math.log(3))
+    assert ax.get_xscale() == ax.get_yscale() == "log"

@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import torch
 from torch import nn
 
 import vgcourse as vg
-from vgcourse.lessons import lesson07_adding, lesson07_explorer
+from vgcourse.lessons import lesson07_adding, lesson07_explorer, lesson07_plots
 from vgcourse.lessons import lesson07_lstm_gru as vgr
 
 
@@ -501,6 +502,24 @@ def test_gradient_through_time_explorer_never_retrains_for_unused_controls():
     assert explorer.state["history"] is gru_history
 
 
+def test_gradient_through_time_explorer_shows_the_lessons_adding_runs():
+    # lesson 07 trains adding_run(cell, seed, forget_bias=1.0, **budget) in section 6 and opens the
+    # explorer with the same budget: switching the cell shows those very runs, no retraining
+    runs = {
+        c: lesson07_adding.adding_run(c, 6, seed=0, forget_bias=1.0, **TINY)
+        for c in vg.models.CELLS
+    }
+    explorer = lesson07_explorer.gradient_through_time_explorer(
+        T=6, lengths=(6, 8), probe_size=16, **TINY
+    )
+    assert explorer.state["history"] is runs["lstm"][1]
+    readout, png = explorer.readout, explorer.png
+    explorer.set(cell="rnn")
+    assert explorer.error is None and explorer.readout != readout and explorer.png != png
+    assert explorer.readout.startswith("RNN, T=6")
+    assert explorer.state["history"] is runs["rnn"][1]
+
+
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
@@ -519,3 +538,79 @@ def test_gradient_through_time_explorer_never_retrains_for_unused_controls():
 def test_gradient_through_time_explorer_bad_arguments(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         lesson07_explorer.gradient_through_time_explorer(**kwargs)
+
+
+# -- lesson 07's figures -------------------------------------------------------------------------------
+def _drawn_axes():
+    import matplotlib.pyplot as plt
+
+    return plt.gcf().axes
+
+
+def test_plot_bptt_check_draws_the_norms_and_the_autograd_cross():
+    norms = np.geomspace(1.0, 1e-6, 26)
+    lesson07_plots.plot_bptt_check(norms, 15, 3.8e-4)
+    (ax,) = _drawn_axes()
+    curve, cross = ax.lines
+    np.testing.assert_allclose(curve.get_ydata(), norms)
+    np.testing.assert_allclose(curve.get_xdata(), np.arange(26))
+    assert list(cross.get_xdata()) == [15] and list(cross.get_ydata()) == [3.8e-4]
+    assert ax.get_yscale() == "log" and ax.get_xlabel().startswith("lag")
+
+
+def test_plot_lag_curves_draws_the_median_of_each_label_in_its_colour():
+    curves = {
+        "a": np.array([[1.0, 0.5, 0.25], [1.0, 0.1, 0.01], [1.0, 0.2, 0.04]]),
+        "b": [[1, 1, 1]],
+    }
+    lesson07_plots.plot_lag_curves(curves, colors={"a": "red", "b": "blue"}, ylabel="g", title="t")
+    (ax,) = _drawn_axes()
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [1.0, 0.2, 0.04])
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [1, 1, 1])
+    assert [line.get_color() for line in ax.lines] == ["red", "blue"]
+    assert len(ax.collections) == 2 and ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+
+
+def test_plot_jacobian_settings_draws_rho_powers_and_the_bound():
+    W = vgr.scale_matrix_(_random_matrix(8), 0.9, by="singular_value")
+    drive = 0.5 * torch.randn(
+        20, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    settings = {
+        "linear": ("identity", "spectral_radius", 0.9),
+        "tanh": ("tanh", "singular_value", 0.9),
+        "tanh small": ("tanh", "spectral_radius", 0.5),
+    }
+    jac = {
+        label: [(vgr.hidden_jacobian_norms(W, drive, nonlinearity=phi), W)]
+        for label, (phi, _, _) in settings.items()
+    }
+    groups = [("left", ["linear"]), ("right", ["tanh", "tanh small"])]
+    lesson07_plots.plot_jacobian_settings(jac, settings, groups)
+    left, right = _drawn_axes()
+    lags = np.arange(21)
+    np.testing.assert_allclose(left.lines[1].get_ydata(), 0.9**lags)
+    np.testing.assert_allclose(right.lines[1].get_ydata(), vgr.vanishing_bound(W, lags))
+    assert len(right.lines) == 3  # no dashed companion for a radius below 1 under tanh
+    assert right.lines[0].get_color() != right.lines[2].get_color()
+    assert left.get_title() == "left" and left.get_yscale() == right.get_yscale() == "log"
+
+
+def test_plot_learning_curves_one_colour_per_label_and_dashed_later_seeds():
+    def history(values):
+        return SimpleNamespace(eval_steps=[10, 20], eval_accuracy=list(values))
+
+    runs = {("A", 0): (None, history([0.2, 0.4])), ("A", 1): (None, history([0.3, 0.5]))}
+    runs[("B", 0)] = (None, history([0.1, 0.9]))
+    lesson07_plots.plot_learning_curves(
+        runs, metric="eval_accuracy", colors={"A": "red", "B": "blue"}, reference=(0.25, "chance")
+    )
+    (ax,) = _drawn_axes()
+    a0, a1, b0, chance = ax.lines
+    np.testing.assert_allclose(a1.get_ydata(), [0.3, 0.5])
+    assert (a0.get_color(), a1.get_color(), b0.get_color()) == ("red", "red", "blue")
+    assert (a0.get_linestyle(), a1.get_linestyle(), b0.get_linestyle()) == ("-", "--", "-")
+    assert list(chance.get_ydata()) == [0.25, 0.25]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["A (seed 0)", "A (seed 1)", "B (seed 0)", "chance"]

@@ -528,3 +528,43 @@ def test_residual_stream_explorer_bad_data(flat):
         lesson06_explorer.residual_stream_explorer(X.reshape(64, 2, 3), y)
     with pytest.raises(TypeError, match="X"):
         lesson06_explorer.residual_stream_explorer([[0.0] * 6] * 64, y)
+
+
+def test_residual_stream_explorer_naive_skip_explodes_and_plain_is_the_reference():
+    """What the lesson's explorer shows at depth 30: s = 1 explodes, no skips is the grey curve."""
+    torch.manual_seed(0)
+    X, y = torch.rand(128, 64), torch.randint(0, 10, (128,))
+    explorer = lesson06_explorer.residual_stream_explorer(X, y, depth=30)
+    explorer.set(scale="1")
+    assert explorer.state["profile"].forward_growth > 1e10
+    explorer.set(residual=False, scale="1/depth")
+    np.testing.assert_array_equal(
+        explorer.state["profile"].grad_norms, explorer.state["reference"].grad_norms
+    )
+
+
+def test_lesson06_plots_draw_every_figure(flat):
+    """Each figure function of the lesson draws from numbers of the notebook's shapes."""
+    import matplotlib.pyplot as plt
+
+    from vgcourse.lessons import lesson06_plots as plots
+
+    X, y = flat
+    rng = np.random.default_rng(0)
+    spectra = {"plain": [np.r_[1.0, 0.1, 0.0]], "residual, s=1/L": [np.ones(3)]}
+    backward = {"plain": [rng.random(4) + 0.1], "residual, s=1/L": [np.ones(4)]}
+    plots.plot_spectra_and_backward(spectra, backward, depth=4)
+    left = plt.gcf().axes[0]
+    assert left.get_yscale() == "log" and min(left.lines[0].get_ydata()) == plots.FLOOR
+    growth = {"s = 1": rng.random((2, 3)) + 1, "s = 1/L": np.ones((2, 3))}
+    plots.plot_stream_growth((4, 8), growth, {"s = 1/L": [2.0, 3.0]})
+    assert len(plt.gcf().axes[0].lines) == 3
+    sweep = resnets.depth_sweep(
+        lambda d: vg.mlp(6, 3, depth=d, width=4), (1, 2), (X, y), steps=3, lr=1e-2, seeds=(0, 1)
+    )
+    plots.plot_depth_sweep((1, 2), {"net": rng.random((2, 2))}, (1, 2), {"net": sweep}, 3)
+    assert [ax.get_yscale() for ax in plt.gcf().axes] == ["log", "log"]
+    plots.plot_shallow_vs_deep({"net": sweep}, ("net",), 1, 2)
+    plots.plot_cnn_training({"plain": sweep, "residual": sweep}, (1,))
+    assert len(plt.gcf().axes[0].lines) == 4
+    plt.close("all")

@@ -2,6 +2,7 @@
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -9,6 +10,7 @@ import torch
 import vgcourse as vg
 from vgcourse.jacobians import layer_jacobians, singular_values
 from vgcourse.lessons import lesson02_latch as contracting
+from vgcourse.lessons import lesson02_plots as plots
 from vgcourse.lessons import lesson02_seed_experiment as seed_experiment
 from vgcourse.lessons import lesson02_seed_explorer as seed_explorer
 from vgcourse.lessons import lesson02_shrinkage as shrinkage
@@ -544,3 +546,122 @@ def test_seed_experiment_explorer_rejects_bad_arguments():
         seed_explorer.seed_experiment_explorer(experiment, activations=("sigmoid", "sigmoidd"))
     with pytest.raises(ValueError, match="at_step must be <= the longest run"):
         seed_explorer.seed_experiment_explorer(experiment, steps=(5, 10), at_step=11)
+
+
+def test_seed_experiment_explorer_readout_names_the_layer_1_change(seed_explorer_setup):
+    """What the lesson's explorer cell used to re-check: each setting redraws once, the readout
+    quotes the first layer's change at the chosen step, and SGD at lr 1e-3 freezes layer 1."""
+    experiment, explorer = seed_explorer_setup
+    explorer.reset()
+    redraws = explorer.redraws
+    explorer.set(optimizer="sgd", steps=10, at_step=6)
+    assert explorer.redraws > redraws and explorer.error is None
+    change = experiment.run("sigmoid", "sgd", 1e-3, 0, 10).weights.relative_change(step=6)
+    np.testing.assert_allclose(explorer.state["change"], change, rtol=1e-12, atol=0)
+    assert "sigmoid + sgd (lr 0.001, seed 0) at step 6:" in explorer.readout
+    assert f"layer-1 change {change[0]:.2g}" in explorer.readout
+    assert change[0] < change[-1], "under SGD the first layer changes less than the output layer"
+    explorer.reset()
+
+
+def test_seed_optimizers_adam_is_torch_adam_bit_for_bit():
+    """The multi-tensor Adam of the seed experiment gives exactly PyTorch's default Adam."""
+    for name, eps in (("adam", 1e-8), ("adam-keras", 1e-7)):
+        results = []
+        for make in (
+            seed_experiment.SEED_OPTIMIZERS[name],
+            lambda params, lr, eps=eps: torch.optim.Adam(params, lr=lr, eps=eps, foreach=False),
+        ):
+            (X, y), _ = _seed_data()
+            torch.manual_seed(0)
+            net = vg.mlp(2, 1, depth=3, width=4, activation="sigmoid", init="xavier_uniform")
+            vg.fit(
+                net, (X, y), steps=30, lr=1e-2, optimizer=make, batch_size=16, loss="bce", seed=0
+            )
+            results.append([p.detach().clone() for p in net.parameters()])
+        assert all(torch.equal(a, b) for a, b in zip(*results)), name
+
+
+# -- the lesson's figures -------------------------------------------------------------------------
+def _seed_runs():
+    experiment = _seed_experiment()
+    return experiment, {s: experiment.run("sigmoid", "adam", 1e-2, s, 20) for s in (0, 1)}
+
+
+def test_layer_names():
+    _, runs = _seed_runs()
+    assert plots.layer_names(runs[0].weights) == ["1", "2", "3", "out"]
+    net = vg.mlp(2, 1, depth=2, width=3)
+    recorder = weight_change.WeightRecorder(net, include_output=False)
+    assert plots.layer_names(recorder) == ["1", "2"]
+
+
+def test_plot_plateau_and_trajectories_draw_every_run():
+    _, runs = _seed_runs()
+    plt.close("all")
+    plots.plot_plateau(runs, article_steps=10, layers=(0, 3), smooth=5)
+    fig = plt.gcf()
+    loss_ax, spread_ax, norm_ax = fig.axes
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == ["seed 0", "seed 1"]
+    assert spread_ax.get_yscale() == "log" and spread_ax.get_legend() is None
+    assert [t.get_text() for t in norm_ax.get_legend().get_texts()] == ["layer 1", "output layer"]
+    # one colour per seed in both panels
+    assert [ln.get_color() for ln in loss_ax.lines[:2]] == [
+        ln.get_color() for ln in spread_ax.lines[:2]
+    ]
+    x, y = loss_ax.lines[0].get_data()
+    np.testing.assert_allclose(y[0], np.mean(runs[0].history.loss[:5]))
+    assert x[0] == 5 and len(x) == 16
+    plt.close("all")
+    plots.plot_trajectories({"Adam": runs[0].weights, "again": runs[1].weights}, steps=12, k=3)
+    axes = plt.gcf().axes
+    assert len(axes) == 4 and axes[0].get_title() == "Adam: layer 1, 3 weights"
+    assert axes[2].get_title() == "Adam: output layer, 3 weights"
+    assert len(axes[0].lines) == 3 and len(axes[0].lines[0].get_xdata()) == 13
+    plt.close("all")
+
+
+def test_plot_symptoms_and_heatmaps():
+    _, runs = _seed_runs()
+    rec = runs[0].weights
+    plt.close("all")
+    changes = {"Adam": rec.relative_change(10), "SGD": np.zeros(4)}
+    mean_abs = {"init": rec.mean_abs()[0], "Adam": rec.mean_abs()[10], "SGD": rec.mean_abs()[0]}
+    histories = {"Adam": runs[0].history, "SGD": runs[1].history}
+    plots.plot_symptoms(
+        histories, changes, mean_abs, steps=10, names=plots.layer_names(rec), smooth=3
+    )
+    _, change_ax, size_ax = plt.gcf().axes
+    heights = [p.get_height() for p in change_ax.patches]
+    np.testing.assert_allclose(heights[:4], changes["Adam"])
+    assert heights[4:] == [1e-12] * 4  # a zero change is drawn at 1e-12 on the log axis
+    assert len(size_ax.patches) == 12 and change_ax.get_legend() is None
+    # the same run keeps its colour in every panel
+    adam_color = change_ax.patches[0].get_facecolor()
+    assert size_ax.patches[4].get_facecolor() == adam_color  # "init" first, then "Adam"
+    plt.close("all")
+    plots.plot_grad_heatmaps({"a": runs[0].history, "b": runs[1].history})
+    fig = plt.gcf()
+    images = [im for ax in fig.axes for im in ax.images]
+    assert len(images) == 2 and images[0].norm.vmin == images[1].norm.vmin  # one colour scale
+    assert images[0].norm.vmax == images[1].norm.vmax
+    plt.close("all")
+
+
+def test_plot_depth_tradeoff_and_latch_tradeoff():
+    plt.close("all")
+    results = np.array([[[0.2, 0.9], [0.3, 0.8]], [[1.0, 0.5], [1.1, 0.4]]])
+    plots.plot_depth_tradeoff([1, 9], results, settings="Adam 0.05")
+    fig = plt.gcf()
+    loss_ax, acc_ax = fig.axes
+    np.testing.assert_allclose(loss_ax.lines[0].get_ydata(), [0.25, 1.05])
+    assert loss_ax.get_yscale() == "log" and acc_ax.get_yscale() == "linear"
+    assert "Adam 0.05" in fig._suptitle.get_text()
+    plt.close("all")
+    w = np.array([1.1, 2.0])
+    rho = np.array([contracting.latch_rate(float(v)) for v in w])
+    plots.plot_latch_tradeoff(w, [0.5, 1.0], rho, T=50, noise_std=0.3)
+    left, right = plt.gcf().axes
+    np.testing.assert_allclose(right.lines[0].get_ydata(), rho**50)
+    assert right.get_yscale() == "log" and len(left.get_legend().get_texts()) == 2
+    plt.close("all")

