@@ -298,7 +298,7 @@ def test_output_and_target_that_do_not_fit_the_loss_are_an_error(
         _call(kind, model, target, loss)
     text = str(info.value) + "".join(f" {c}" for c in _causes(info.value))
     assert f"loss={loss!r}" in text and y_shape in text, text
-    if kind == "diagnose":  # it measures in several passes: it names the caller's X and y shapes
+    if kind == "diagnose":  # it names the caller's X and y shapes
         assert "(6, 2)" in text and f"y shape {y_shape}" in text, text
     else:
         assert out_shape in text, text

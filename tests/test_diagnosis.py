@@ -33,6 +33,13 @@ def test_healthy_models_get_no_false_alarm(digits):
         "plain ReLU + He": build(depth=6, width=64, activation="relu", init="kaiming_normal"),
         "tanh + Xavier": build(depth=4, width=64, activation="tanh", init="xavier_uniform"),
     }
+    # the 12-block residual stream grows to std ~3.6 and He init scales the output layer by
+    # sqrt(2): its initial loss is 17, 7.5x ln 10, a true finding; its output layer scaled by 0.1
+    # (the fix the report names) starts near ln 10
+    residual = healthy["residual + BN + He"]
+    assert diagnose(residual, X, y).problems == ["initial_loss_high"]
+    with torch.no_grad():
+        residual.output_layer.weight.mul_(0.1)
     for name, net in healthy.items():
         report = diagnose(net, X, y, train_steps=2)
         assert report.healthy, f"{name}: false alarm {report.problems}"

@@ -1,51 +1,85 @@
 r"""A gradient-flow check-up for any PyTorch model: ``report = vg.diagnose(model, X, y)``.
 
-The model is run for a few forward/backward passes under a :class:`vgcourse.probes.Probe`, which
-hooks every parameterised layer (Linear, Conv, RNN/LSTM/GRU, any module owning a weight matrix) and
-every activation module. Optionally a copy of the model is trained for a few steps to measure how
-much each step changes the weights. The report lists per-layer statistics and names the problems it
-finds, each with the evidence and the fix.
+The model runs one forward/backward pass on the whole batch (or ``passes`` passes on parts of it)
+with hooks that record what :mod:`vgcourse.diagnosis_measure` describes: the gradient of every
+parameter that gets one, grouped by layer in call order, the activations' statistics, and for
+recurrent models the gradient per time step. Optionally the model is trained a few steps (on a
+backup of its weights, restored afterwards) to measure how much each step changes the weights.
+The report lists the measurements and names the problems found, each with the evidence and the
+fix.
 
-The thresholds and the rules that turn measurements into findings are in
-:mod:`vgcourse.diagnosis_rules`; the report (text, HTML, ``to_dict()``) is in
-:mod:`vgcourse.diagnosis_report`.
+What it accepts (tensors, ``(X, y)`` batches, dicts of keyword arguments, tuple/dict/``ModelOutput``
+outputs, a loss the model computes) is in :mod:`vgcourse.diagnosis_inputs`; the thresholds and
+the rules that turn measurements into findings are in :mod:`vgcourse.diagnosis_rules`; the report
+(text, HTML, ``to_dict()``) is in :mod:`vgcourse.diagnosis_report`.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import math
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._validate import check_int, check_module, check_positive, check_tensor
+from ._validate import check_int, check_module, check_positive
+from .diagnosis_inputs import Batch, make_batch, model_loss, output_tensor
+from .diagnosis_measure import (
+    NORMALIZATIONS,
+    Hooks,
+    activation_stats,
+    gradient_stats,
+    order_layers,
+    parameter_owners,
+    time_gradient,
+)
 from .diagnosis_report import DiagnosisReport
 from .diagnosis_rules import _findings
 from .losses import LossSpec, get_loss
 from .model_state import preserved
 from .models import model_device
-from .probes import Probe
 from .train import make_optimizer
 
+_CROSS_ENTROPY = get_loss("cross_entropy")
 
-def _forward(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
+#: ``passes`` > 1 splits the batch; each part must keep at least this many samples, or batch
+#: statistics (BatchNorm) and dead-unit counts (a unit is dead if it never fires on the batch)
+#: would be measured on a handful of samples and give false alarms.
+MIN_SAMPLES_PER_PASS = 16
+
+
+def _forward(model: nn.Module, part: Batch, whole: Batch) -> Any:
+    """The model's output on one part; a failure names the caller's shapes and chains the error."""
     try:
-        return model(X)
-    except (RuntimeError, ValueError, IndexError) as err:
-        raise ValueError(f"X of shape {tuple(X.shape)} does not fit the model: {err}") from None
+        return model(part.X, **part.kwargs) if part.X is not None else model(**part.kwargs)
+    except Exception as err:  # noqa: BLE001 (any error of the user's model, chained)
+        raise ValueError(
+            f"your batch ({whole.shapes()}) does not fit the model: {type(err).__name__}: {err}"
+        ) from err
 
 
-def _loss_value(loss_fn, out, y, X_shape: tuple, y_shape: tuple) -> torch.Tensor:
-    """The loss of one pass; a failure names the caller's X and y shapes and chains the loss's error."""
+def _loss_value(loss_fn, out: Any, part: Batch, whole: Batch, output_fn) -> torch.Tensor:
+    """The loss of one pass: ``loss(output, y)``, or the model's own ``out.loss`` when no ``y``."""
+    if part.y is None:
+        own = model_loss(out)
+        if own is None:
+            raise TypeError(
+                "y is required: the diagnosis needs a loss to back-propagate (or a model that returns "
+                "its own loss, like a Hugging Face model given labels=)"
+            )
+        return own
+    logits = output_tensor(out, output_fn)
+    if loss_fn is _CROSS_ENTROPY and logits.ndim >= 2:
+        whole.classes = int(logits.shape[-1])
     try:
-        value = loss_fn(out, y)
+        value = loss_fn(logits, part.y)
     except (RuntimeError, ValueError, IndexError) as err:
         raise ValueError(
-            f"the loss cannot compare the model's output with y (your X has shape {X_shape} and y "
-            f"shape {y_shape}; on this pass the output has shape {tuple(out.shape)} and y "
-            f"{tuple(y.shape)}): {err}"
+            f"the loss cannot compare the model's output with y (your {whole.shapes()}; the "
+            f"output has shape {tuple(logits.shape)}): {err}"
         ) from err
     if not isinstance(value, torch.Tensor) or value.ndim != 0:
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
@@ -53,26 +87,57 @@ def _loss_value(loss_fn, out, y, X_shape: tuple, y_shape: tuple) -> torch.Tensor
     return value
 
 
+def _average(rows_per_pass: list[list[dict]]) -> list[dict]:
+    """Rows of the same name averaged over passes (numbers only; the first pass's order)."""
+    if len(rows_per_pass) == 1:
+        return rows_per_pass[0]
+    by_name: dict[str, list[dict]] = {}
+    for rows in rows_per_pass:
+        for row in rows:
+            by_name.setdefault(row["name"], []).append(row)
+    out = []
+    for row in rows_per_pass[0]:
+        group = by_name[row["name"]]
+        merged = dict(row)
+        for key, value in row.items():
+            if isinstance(value, float):
+                merged[key] = float(np.mean([r[key] for r in group]))
+        out.append(merged)
+    return out
+
+
 def diagnose(
     model: nn.Module,
-    X: torch.Tensor | tuple | list,
+    X: torch.Tensor | tuple | list | Mapping,
     y: torch.Tensor | None = None,
     loss: LossSpec = "cross_entropy",
     *,
-    passes: int = 3,
+    passes: int = 1,
     train_steps: int = 0,
     lr: float = 1e-3,
     optimizer: str = "adam",
     clip_norm: float | None = None,
+    forward_kwargs: Mapping[str, Any] | None = None,
+    batch_dim: int = 0,
+    output_fn: Callable[[Any], torch.Tensor] | None = None,
+    trained: bool | None = None,
 ) -> DiagnosisReport:
     """Diagnose the gradient flow of ``model`` on a batch and return a :class:`DiagnosisReport`.
 
-    ``X, y`` is a batch (or pass ``X=(X, y)``, e.g. a batch from a DataLoader); ``loss`` is a
-    name (``"cross_entropy"``, ``"bce"``, ``"mse"``) or any ``loss(output, y) -> scalar``. The
-    batch is split into ``passes`` parts and the statistics are averaged. With ``train_steps`` > 0,
-    a *copy* of the model is trained that many steps (``optimizer``, ``lr``) to measure the
-    update:data ratios (clipping the gradient norm to ``clip_norm`` first, as
-    :func:`vgcourse.fit` would).
+    ``X, y`` is a batch (or ``X=(X, y)``, a DataLoader batch; or ``X`` a dict of forward keyword
+    arguments, ``model(**X)``); ``forward_kwargs`` are more keyword arguments (an attention mask),
+    split with ``X`` when ``passes`` > 1; ``batch_dim`` is the dimension of ``X`` that holds the
+    samples. ``loss`` is a name (``"cross_entropy"``, ``"bce"``, ``"mse"``) or any
+    ``loss(output, y) -> scalar``; with ``y=None`` the loss the model returns (``out.loss``) is
+    used. ``output_fn(out) -> tensor`` picks the logits from an output the defaults do not handle
+    (tuples, dicts and ``ModelOutput`` s are handled: :mod:`vgcourse.diagnosis_inputs`).
+
+    The whole batch is one pass (``passes=1``): splitting it would measure BatchNorm and dead units
+    on a few samples; ``passes`` > 1 averages over parts of at least
+    :data:`MIN_SAMPLES_PER_PASS` samples. With ``train_steps`` > 0 the model is trained that many
+    steps (``optimizer``, ``lr``, gradient norm clipped to ``clip_norm``) to measure the update:data
+    ratios, and its weights are put back. ``trained`` says whether the model is trained (the
+    advice on its initialization differs); ``None`` means unknown.
 
     The model is left exactly as it was, after a success or an exception
     (:func:`vgcourse.model_state.preserved`): parameters, buffers (BatchNorm running statistics),
@@ -80,113 +145,101 @@ def diagnose(
     state of torch, NumPy and Python. The passes run as a training step would: a model in training
     mode keeps the modes of its modules (a frozen backbone's eval-mode BatchNorm stays in eval mode);
     a model wholly in eval mode is switched to training mode for the passes (dropout on, BatchNorm
-    on batch statistics). ``report.mode`` says which. The thresholds are in
-    :mod:`vgcourse.diagnosis_rules`.
+    on batch statistics). ``report.mode`` says which.
     """
     check_module("model", model)
-    if isinstance(X, (tuple, list)):
-        if y is not None or len(X) != 2:
-            raise TypeError("pass either X and y, or one (X, y) batch as X")
-        X, y = X
-    X = check_tensor("X", X)
-    if y is None:
-        raise TypeError("y is required: the diagnosis needs a loss to back-propagate")
-    y = check_tensor("y", y)
-    if X.ndim == 0 or y.ndim == 0 or X.shape[0] != y.shape[0]:
-        raise ValueError(
-            f"X and y must have the same number of rows; got shapes {tuple(X.shape)} and {tuple(y.shape)}"
-        )
+    batch = make_batch(X, y, forward_kwargs, batch_dim)
     passes = check_int("passes", passes, minimum=1)
+    if passes > 1 and batch.size // passes < MIN_SAMPLES_PER_PASS:
+        raise ValueError(
+            f"passes={passes} would split your batch of {batch.size} samples into parts of "
+            f"{batch.size // passes}; each part needs at least {MIN_SAMPLES_PER_PASS} (batch "
+            "statistics and dead units are measured per part): use passes=1 or a larger batch"
+        )
     train_steps = check_int("train_steps", train_steps, minimum=0)
     lr = check_positive("lr", lr)
     if clip_norm is not None:
         clip_norm = check_positive("clip_norm", clip_norm)
+    if trained is not None and not isinstance(trained, bool):
+        raise TypeError(f"trained must be True, False or None, got {trained!r}")
+    owners = parameter_owners(model)
+    if not any(p.requires_grad for params in owners.values() for _, p in params):
+        raise ValueError(
+            "every parameter of the model is frozen (requires_grad=False): no gradient to diagnose; "
+            "unfreeze the part you train (p.requires_grad_(True))"
+        )
     loss_fn = get_loss(loss)
     device = model_device(model)
-    X, y = X.to(device), y.to(device)
-    passes = min(passes, X.shape[0])
+    batch = batch.to(device)
 
-    weight_acc: dict[str, list] = {}
-    act_acc: dict[str, list] = {}
-    losses = []
-    time_grads = []
-    recurrent = X.ndim == 3 and any(isinstance(m, nn.RNNBase) for m in model.modules())
+    grads, acts, losses, time_grads = [], [], [], []
+    left_out: dict[str, list[str]] = {}
     mode = _measurement_mode(model)
     with preserved(model):
         if not model.training:
             model.train()
-        for chunk_X, chunk_y in zip(torch.tensor_split(X, passes), torch.tensor_split(y, passes)):
-            model.zero_grad(set_to_none=True)
-            inp = chunk_X.clone().requires_grad_(recurrent and chunk_X.is_floating_point())
-            with Probe(model) as probe:
-                value = _loss_value(
-                    loss_fn, _forward(model, inp), chunk_y, tuple(X.shape), tuple(y.shape)
-                )
+        hooks = Hooks(model, owners)
+        try:
+            for part in batch.split(passes):
+                records = hooks.new_pass()
+                value = _loss_value(loss_fn, _forward(model, part, batch), part, batch, output_fn)
                 losses.append(float(value.detach()))
-                if math.isfinite(losses[-1]):
-                    value.backward()
-            if recurrent and inp.grad is not None:
-                time_grads.append(inp.grad.detach().norm(dim=(0, 2)).cpu())
-            for name, r in probe.weights.items():
-                weight_acc.setdefault(name, []).append(r)
-            for name, r in probe.activations.items():
-                act_acc.setdefault(name, []).append(r)
-
-    modules = dict(model.named_modules())
-    layers = []
-    for name, recs in weight_acc.items():
-        module = modules.get(name.split("#")[0]) if name != "model" else model
-        n_params = (
-            sum(
-                p.numel()
-                for n, p in module.named_parameters(recurse=False)
-                if n.startswith("weight") and p.ndim >= 2
-            )
-            if module is not None
-            else 0
+                if not math.isfinite(losses[-1]):
+                    break
+                value.backward()
+                layers, left_out = gradient_stats(model, owners)
+                grads.append(order_layers(layers, records))
+                acts.append(activation_stats(records))
+                g = time_gradient(records)
+                if g is not None:
+                    time_grads.append(g)
+                model.zero_grad(set_to_none=True)
+        finally:
+            hooks.remove()
+    layers = _average(grads) if grads else []
+    activations = _average(acts) if acts else []
+    diverged_at = None
+    if train_steps and layers and all(math.isfinite(v) for v in losses):
+        diverged_at = _measure_updates(
+            model, batch, loss_fn, output_fn, layers, owners, train_steps, lr, optimizer, clip_norm
         )
-        grad = float(np.mean([r.grad_norm for r in recs]))
-        layers.append(
-            {
-                "name": name,
-                "module": recs[0].module,
-                "params": n_params,
-                "grad_norm": grad,
-                "grad_rms": grad / math.sqrt(n_params) if n_params else float("nan"),
-                "grad_to_data": float(np.mean([r.grad_to_data for r in recs])),
-                "weight_norm": recs[0].weight_norm,
-                "update_to_data": float("nan"),
-            }
-        )
-    activations = [
-        {
-            "name": name,
-            "activation": recs[0].activation,
-            "mean": float(np.mean([r.mean for r in recs])),
-            "std": float(np.mean([r.std for r in recs])),
-            "saturated": float(np.mean([r.saturated for r in recs])),
-            "dead": float(np.mean([r.dead for r in recs])),
-        }
-        for name, recs in act_acc.items()
-    ]
-    if train_steps and all(math.isfinite(v) for v in losses):
-        with preserved(model):  # the copy's training draws dropout masks from the global RNG
-            _measure_updates(model, X, y, loss_fn, layers, train_steps, lr, optimizer, clip_norm)
+    curve = torch.stack(time_grads).mean(0) if time_grads else None
     ratio = None
-    if time_grads:
-        g = torch.stack(time_grads).mean(0)
-        ratio = float(g[0] / g[-1]) if float(g[-1]) > 0 else float("nan")
-    gated = any(isinstance(m, (nn.LSTM, nn.GRU)) for m in model.modules())
+    if curve is not None:
+        ratio = float(curve[0] / curve[-1]) if float(curve[-1]) > 0 else float("nan")
+    cells = {type(m) for m in model.modules() if isinstance(m, nn.RNNBase)}
     report = DiagnosisReport(
         loss=float(np.mean(losses)),
         layers=layers,
         activations=activations,
         time_grad_ratio=ratio,
-        gated=gated,
+        gated=bool(cells & {nn.LSTM, nn.GRU}),
         mode=mode,
+        time_grads=[] if curve is None else curve.tolist(),
+        frozen=left_out.get("frozen", []),
+        unused=left_out.get("unused", []),
+        non_finite=left_out.get("non_finite", []),
+        unrecognised=_unrecognised(hooks),
+        recurrent_cell=("lstm" if nn.LSTM in cells else "gru" if nn.GRU in cells else "rnn")
+        if cells
+        else "",
+        batch_norm=any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()),
+        normalized=any(isinstance(m, NORMALIZATIONS) for m in model.modules()),
+        trained=trained,
+        classes=batch.classes,
+        trial_diverged_at=diverged_at,
+        low_precision=any(p.dtype in (torch.float16, torch.bfloat16) for p in model.parameters()),
     )
     report.findings = _findings(report, train_steps > 0)
     return report
+
+
+def _unrecognised(hooks: Hooks) -> list[dict]:
+    return [
+        {"name": name, "type": type_name, "behaves_like": hooks.behaviour.get(name)}
+        for name, type_name in hooks.unrecognised.items()
+        if name in hooks.behaviour  # called on a tensor of its input's shape: elementwise
+    ]
 
 
 def _measurement_mode(model: nn.Module) -> str:
@@ -206,21 +259,64 @@ def _measurement_mode(model: nn.Module) -> str:
     return "Measured in training mode (the model's own mode)."
 
 
-def _measure_updates(model, X, y, loss_fn, layers, steps, lr, optimizer, clip_norm=None) -> None:
-    clone = copy.deepcopy(model)
-    clone.train()
-    opt = make_optimizer(optimizer, clone.parameters(), lr)
-    probe = Probe(clone)
-    ratios: dict[str, list[float]] = {}
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        loss_fn(clone(X), y).backward()
-        if clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(clone.parameters(), clip_norm)
-        probe.snapshot_weights()
-        opt.step()
-        for name, r in probe.update_ratios().items():
-            ratios.setdefault(name, []).append(r)
-    for row in layers:
-        if row["name"] in ratios:
+@contextlib.contextmanager
+def _weights_put_back(model: nn.Module) -> Iterator[None]:
+    """Train ``model`` in the block; its parameters are restored from a host-memory backup after.
+
+    The backup lives in CPU memory, so a trial step on a GPU needs no more device memory than a
+    plain training step (a deep copy of the model would double it).
+    """
+    params = list(model.parameters())
+    backup = [p.detach().to("cpu", copy=True) for p in params]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, saved in zip(params, backup):
+                p.copy_(saved)
+
+
+def _measure_updates(
+    model, batch, loss_fn, output_fn, layers, owners, steps, lr, optimizer, clip_norm
+) -> int | None:
+    r"""Train ``steps`` steps; each layer's median :math:`\|\Delta W\|/\|W\|` goes into its row.
+
+    Returns the step (1-based) at which the loss or the weights became non-finite, else ``None``.
+    """
+    matrices = {
+        owner: [p for _, p in params if p.ndim >= 2 and p.requires_grad]
+        for owner, params in owners.items()
+    }
+    rows = [r for r in layers if matrices.get(r["name"])]
+    ratios: dict[str, list[float]] = {r["name"]: [] for r in rows}
+    diverged = None
+    with preserved(model), _weights_put_back(model):
+        if not model.training:
+            model.train()
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        opt = make_optimizer(optimizer, trainable, lr)
+        for step in range(1, steps + 1):
+            opt.zero_grad(set_to_none=True)
+            value = _loss_value(loss_fn, _forward(model, batch, batch), batch, batch, output_fn)
+            if not math.isfinite(float(value.detach())):
+                diverged = step
+                break
+            value.backward()
+            if clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(trainable, clip_norm)
+            before = {r["name"]: [p.detach().clone() for p in matrices[r["name"]]] for r in rows}
+            opt.step()
+            for row in rows:
+                now = [p.detach() for p in matrices[row["name"]]]
+                change = math.sqrt(
+                    sum(float((p - b).pow(2).sum()) for p, b in zip(now, before[row["name"]]))
+                )
+                size = math.sqrt(sum(float(b.pow(2).sum()) for b in before[row["name"]]))
+                ratios[row["name"]].append(change / size if size > 0 else math.inf)
+            if not all(bool(torch.isfinite(p).all()) for p in trainable):
+                diverged = step
+                break
+    for row in rows:
+        if ratios[row["name"]]:
             row["update_to_data"] = float(np.median(ratios[row["name"]]))
+    return diverged
