@@ -22,7 +22,7 @@ harmless (weight-scale invariance, Ioffe & Szegedy 2015 sec. 3.3; van Laarhoven 
 **Activations**: the modules :func:`vgcourse.activations.name_of` knows, plus any parameter-free
 elementwise module it does not (a library's ``NewGELUActivation``, ``nn.Hardswish``...), which is
 *recognised by behaviour*: its output on the batch's own input is compared with the known
-functions. The statistics (mean, std, saturated and dead fractions) are those of
+functions (:mod:`vgcourse.diagnosis_activations`). The statistics (mean, std, saturated and dead fractions) are those of
 :mod:`vgcourse.probe_stats`.
 
 **Through time**: for a recurrent model (an ``nn.RNN``/``nn.LSTM``/``nn.GRU`` inside), the gradient
@@ -37,36 +37,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from . import activations as _act
+from .diagnosis_activations import NOT_ACTIVATIONS, STATS_OF, known_kind, recognise
 from .probe_stats import _OUTPUT_KEPT_BY_AUTOGRAD, _activation_rows, _norms
-
-#: Parameter-free modules that are not activations (nothing to recognise).
-NOT_ACTIVATIONS: tuple[type, ...] = (
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.Dropout3d,
-    nn.AlphaDropout,
-    nn.Identity,
-    nn.Flatten,
-    nn.Unflatten,
-    nn.Softmax,
-    nn.LogSoftmax,
-    nn.Softmax2d,
-    nn.modules.pooling._MaxPoolNd,
-    nn.modules.pooling._AvgPoolNd,
-    nn.modules.pooling._AdaptiveAvgPoolNd,
-    nn.modules.pooling._AdaptiveMaxPoolNd,
-    nn.modules.batchnorm._NormBase,
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.Upsample,
-    nn.PixelShuffle,
-    nn.ChannelShuffle,
-)
 
 NORMALIZATIONS: tuple[type, ...] = (
     nn.modules.batchnorm._NormBase,
@@ -74,29 +48,6 @@ NORMALIZATIONS: tuple[type, ...] = (
     nn.GroupNorm,
     nn.LocalResponseNorm,
 )
-
-#: Functions an unrecognised elementwise module is compared with, and the course's name for the
-#: statistics of each ("relu" counts dead units, the saturating ones count saturated units).
-BEHAVIOURS: dict[str, Any] = {
-    "relu": F.relu,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "softsign": F.softsign,
-    "gelu": F.gelu,
-    "gelu (tanh approximation)": lambda z: F.gelu(z, approximate="tanh"),
-    "silu": F.silu,
-    "elu": F.elu,
-    "selu": F.selu,
-    "leaky_relu": F.leaky_relu,
-    "hardswish": F.hardswish,
-    "hardsigmoid": F.hardsigmoid,
-    "hardtanh": F.hardtanh,
-    "relu6": F.relu6,
-    "mish": F.mish,
-    "softplus": F.softplus,
-    "quick gelu (x sigmoid(1.702 x))": lambda z: z * torch.sigmoid(1.702 * z),
-}
-_STATS_OF = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softsign": "softsign"}
 
 
 @dataclass
@@ -159,40 +110,6 @@ def _is_leaf(module: nn.Module) -> bool:
     return next(module.children(), None) is None
 
 
-_SUBCLASS_KINDS: tuple[tuple[type, str], ...] = (
-    (nn.Sigmoid, "sigmoid"),
-    (nn.Tanh, "tanh"),
-    (nn.Softsign, "softsign"),
-    (nn.ReLU, "relu"),
-    (nn.ReLU6, "relu"),
-    (nn.LeakyReLU, "leaky_relu"),
-    (nn.PReLU, "prelu"),
-    (nn.ELU, "elu"),
-    (nn.SELU, "selu"),
-    (nn.SiLU, "silu"),
-    (nn.GELU, "gelu"),
-)
-
-
-def _known_kind(module: nn.Module) -> str | None:
-    """The course's name for an activation module, subclasses of PyTorch's included."""
-    key = _act.name_of(module)
-    if key is None:
-        key = next((k for cls, k in _SUBCLASS_KINDS if isinstance(module, cls)), None)
-    return key
-
-
-def recognise(inputs: torch.Tensor, output: torch.Tensor) -> str | None:
-    """The name of the known function that maps ``inputs`` to ``output`` (to 1e-3), if one does."""
-    z = inputs.detach().float()
-    o = output.detach().float()
-    scale = float(o.abs().max()) + 1e-6
-    for name, fn in BEHAVIOURS.items():
-        if float((fn(z) - o).abs().max()) <= 1e-3 * scale:
-            return name
-    return None
-
-
 class Hooks:
     """The hooks of one diagnosis: call order, activation outputs, the recurrent input."""
 
@@ -215,7 +132,7 @@ class Hooks:
         for name, module in model.named_modules():
             if not _is_leaf(module):
                 continue
-            kind = _known_kind(module)
+            kind = known_kind(module)
             if kind not in (None, "identity"):
                 hook = self._activation_hook(name or "model", kind)
                 self._handles.append(module.register_forward_hook(hook))
@@ -271,7 +188,7 @@ class Hooks:
             name if name not in rec.act_names else f"{name}#{rec.act_names.count(name) + 1}"
         )
         rec.act_types.append(type_name)
-        rec.act_kinds.append(_STATS_OF.get(kind, ""))
+        rec.act_kinds.append(STATS_OF.get(kind, ""))
         kept = isinstance(module, _OUTPUT_KEPT_BY_AUTOGRAD) and output.requires_grad
         rec.act_outputs.append(output.detach() if kept else output.detach().clone())
 
