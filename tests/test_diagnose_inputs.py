@@ -129,7 +129,9 @@ def test_numbers_equal_hand_written_hooks():
         assert row["grad_rms"] == pytest.approx(
             float(W.grad.norm()) / math.sqrt(W.numel()), rel=1e-6
         )
-        assert row["grad_to_data"] == pytest.approx(float(W.grad.norm() / W.detach().norm()), rel=1e-6)
+        assert row["grad_to_data"] == pytest.approx(
+            float(W.grad.norm() / W.detach().norm()), rel=1e-6
+        )
 
 
 def test_recurrent_report_and_cell_specific_fix():
