@@ -196,3 +196,25 @@ def test_differences_names_what_changed():
     found = differences(before, snapshot(net))
     assert any("running_mean changed" in f for f in found)
     assert any("training of" in f for f in found)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_trial_steps_put_every_dtype_back_bit_for_bit(dtype):
+    torch.manual_seed(0)
+    net = vg.mlp(8, 3, depth=3, width=16, activation="tanh").to(dtype)
+    X, y = torch.randn(32, 8, dtype=dtype), torch.randint(0, 3, (32,))
+    before = snapshot(net)
+    vg.diagnose(net, X, y, train_steps=3, lr=0.1, optimizer="adam")  # the backup is a file
+    assert differences(before, snapshot(net)) == []
+
+
+def test_one_sgd_trial_step_moves_each_layer_by_lr_times_its_gradient():
+    # one optimizer per layer is the same step as one over all: under SGD the update:data ratio
+    # of the first step is lr * |grad W| / |W| exactly, with the gradient of the measuring pass
+    torch.manual_seed(0)
+    net = vg.mlp(8, 3, depth=4, width=16, activation="relu", init="kaiming_normal")
+    X, y = torch.randn(64, 8), torch.randint(0, 3, (64,))
+    report = vg.diagnose(net, X, y, train_steps=1, lr=0.01, optimizer="sgd")
+    for row in report.layers:
+        expected = 0.01 * row["grad_norm"] / row["weight_norm"]
+        assert row["update_to_data"] == pytest.approx(expected, rel=1e-4), row["name"]

@@ -144,6 +144,57 @@ class HFStyleLM(nn.Module):
         return CausalLMOutput(loss=loss, logits=logits)
 
 
+class BertStyleLayer(nn.Module):
+    """BERT's encoder layer (Devlin et al. 2019): separate query, key and value projections,
+    post-LN, GELU feed-forward."""
+
+    def __init__(self, d=64, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.query, self.key, self.value = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.attn_out, self.ln1 = nn.Linear(d, d), nn.LayerNorm(d)
+        self.ffn = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+        self.ln2 = nn.LayerNorm(d)
+
+    def forward(self, x, pad):
+        B, T, d = x.shape
+
+        def split(t):
+            return t.view(B, T, self.heads, d // self.heads).transpose(1, 2)
+
+        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        h = F.scaled_dot_product_attention(q, k, v, attn_mask=~pad[:, None, None, :])
+        x = self.ln1(x + self.attn_out(h.transpose(1, 2).reshape(B, T, d)))
+        return self.ln2(x + self.ffn(x))
+
+
+class BertStyleClassifier(nn.Module):
+    """BERT-shaped sequence classifier with BERT's init (normal, std 0.02): at initialization its
+    query and key projections get ~100x smaller gradients than its value projections in every
+    layer, which is not vanishing."""
+
+    def __init__(self, vocab=100, d=64, layers=4, T=16, classes=3):
+        super().__init__()
+        self.embed, self.pos = nn.Embedding(vocab, d), nn.Embedding(T, d)
+        self.ln = nn.LayerNorm(d)
+        self.layer = nn.ModuleList(BertStyleLayer(d) for _ in range(layers))
+        self.pooler, self.classifier = (
+            nn.Sequential(nn.Linear(d, d), nn.Tanh()),
+            nn.Linear(d, classes),
+        )
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, std=0.02)
+            if isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward(self, input_ids, attention_mask):
+        x = self.ln(self.embed(input_ids) + self.pos.weight[: input_ids.shape[1]])
+        for layer in self.layer:
+            x = layer(x, attention_mask == 0)
+        return self.classifier(self.pooler(x[:, 0]))
+
+
 class TupleOut(nn.Module):
     def __init__(self):
         super().__init__()
@@ -274,6 +325,16 @@ def tokens(n=8, T=16, vocab=50):
     return ids, torch.roll(ids, -1, dims=1)
 
 
+def masked_tokens(n=16, T=16, vocab=100):
+    """A dict batch (input_ids, attention_mask with padding) and 3-class labels."""
+    g = torch.Generator().manual_seed(5)
+    mask = torch.ones(n, T, dtype=torch.long)
+    mask[: n // 2, T // 2 :] = 0
+    return {"input_ids": torch.randint(0, vocab, (n, T), generator=g), "attention_mask": mask}, (
+        torch.randint(0, 3, (n,), generator=g)
+    )
+
+
 def sequences(n=16, T=200, tokens=False, seq_first=False):
     g = torch.Generator().manual_seed(4)
     X = torch.randint(0, 20, (n, T), generator=g) if tokens else torch.rand(n, T, 2, generator=g)
@@ -324,12 +385,13 @@ ZOO = {
                     nn.TransformerEncoderLayer(64, 4, 128, dropout=0.0, batch_first=True), 2
                 ),
                 nn.Flatten(),
-                nn.LazyLinear(10) if False else nn.Linear(64 * 4, 10),
+                nn.Linear(64 * 4, 10),
             )
         ),
         lambda: (torch.randn(16, 4, 64), torch.randint(0, 10, (16,))),
         "healthy",
     ),
+    "bert-style-classifier": _case(_seeded(BertStyleClassifier), masked_tokens, "healthy"),
     "tuple-output": _case(_seeded(TupleOut), vectors, "healthy"),
     "dict-output": _case(_seeded(DictOut), vectors, "healthy"),
     "namedtuple-output": _case(_seeded(NamedTupleOut), vectors, "healthy"),

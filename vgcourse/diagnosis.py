@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -41,6 +42,7 @@ from .diagnosis_rules import _findings
 from .losses import LossSpec, get_loss
 from .model_state import preserved
 from .models import model_device
+from .probe_stats import _norms
 from .train import make_optimizer
 
 _CROSS_ENTROPY = get_loss("cross_entropy")
@@ -186,10 +188,11 @@ def diagnose(
                 losses.append(float(value.detach()))
                 if not math.isfinite(losses[-1]):
                     break
+                acts.append(activation_stats(records))
+                records.release_outputs()  # before backward(): autograd frees them as it goes
                 value.backward()
                 layers, left_out = gradient_stats(model, owners)
                 grads.append(order_layers(layers, records))
-                acts.append(activation_stats(records))
                 g = time_gradient(records)
                 if g is not None:
                     time_grads.append(g)
@@ -261,19 +264,25 @@ def _measurement_mode(model: nn.Module) -> str:
 
 @contextlib.contextmanager
 def _weights_put_back(model: nn.Module) -> Iterator[None]:
-    """Train ``model`` in the block; its parameters are restored from a host-memory backup after.
+    """Train ``model`` in the block; its parameters are restored from a backup on disk after.
 
-    The backup lives in CPU memory, so a trial step on a GPU needs no more device memory than a
-    plain training step (a deep copy of the model would double it).
+    The backup is a temporary file (deleted after), as the learning-rate finders of fastai and
+    Lightning keep theirs, so trial steps need no memory beyond a plain training step's: no deep
+    copy of the model and no second copy of the weights in host or device memory. Each parameter
+    is written as its raw bytes and read back one at a time (bit-exact, any dtype).
     """
     params = list(model.parameters())
-    backup = [p.detach().to("cpu", copy=True) for p in params]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for p, saved in zip(params, backup):
-                p.copy_(saved)
+    with tempfile.TemporaryFile() as backup:
+        for p in params:
+            p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tofile(backup)
+        try:
+            yield
+        finally:
+            backup.seek(0)
+            with torch.no_grad():
+                for p in params:
+                    raw = np.fromfile(backup, dtype=np.uint8, count=p.numel() * p.element_size())
+                    p.copy_(torch.from_numpy(raw).view(p.dtype).view(p.shape))
 
 
 def _measure_updates(
@@ -288,35 +297,60 @@ def _measure_updates(
         for owner, params in owners.items()
     }
     rows = [r for r in layers if matrices.get(r["name"])]
-    ratios: dict[str, list[float]] = {r["name"]: [] for r in rows}
-    diverged = None
     with preserved(model), _weights_put_back(model):
         if not model.training:
             model.train()
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        opt = make_optimizer(optimizer, trainable, lr)
-        for step in range(1, steps + 1):
-            opt.zero_grad(set_to_none=True)
-            value = _loss_value(loss_fn, _forward(model, batch, batch), batch, batch, output_fn)
-            if not math.isfinite(float(value.detach())):
-                diverged = step
-                break
-            value.backward()
-            if clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(trainable, clip_norm)
-            before = {r["name"]: [p.detach().clone() for p in matrices[r["name"]]] for r in rows}
-            opt.step()
-            for row in rows:
-                now = [p.detach() for p in matrices[row["name"]]]
-                change = math.sqrt(
-                    sum(float((p - b).pow(2).sum()) for p, b in zip(now, before[row["name"]]))
-                )
-                size = math.sqrt(sum(float(b.pow(2).sum()) for b in before[row["name"]]))
-                ratios[row["name"]].append(change / size if size > 0 else math.inf)
-            if not all(bool(torch.isfinite(p).all()) for p in trainable):
-                diverged = step
-                break
-    for row in rows:
-        if ratios[row["name"]]:
-            row["update_to_data"] = float(np.median(ratios[row["name"]]))
+        groups = [matrices[r["name"]] for r in rows]
+        args = (model, batch, loss_fn, output_fn, groups, steps, lr, optimizer, clip_norm)
+        diverged, per_group = _trial_steps(*args)
+    for row, values in zip(rows, per_group):
+        if values:
+            row["update_to_data"] = float(np.median(values))
     return diverged
+
+
+def _trial_steps(
+    model, batch, loss_fn, output_fn, groups, steps, lr, optimizer, clip_norm
+) -> tuple[int | None, list[list[float]]]:
+    """The trial steps of :func:`_measure_updates`: ``(diverged step or None, the update:data
+    ratios of each group of weight matrices per step)``.
+
+    One optimizer per layer (and one for the other parameters): SGD, Adam, AdamW and RMSprop update
+    each parameter on its own, so this is the same step as one optimizer over all of them, and
+    only one layer's weights are copied at a time to measure its update. The optimizers and the
+    gradients are gone when this returns, before the weights are read back.
+    """
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    in_groups = {id(p) for group in groups for p in group}
+    rest = [p for p in trainable if id(p) not in in_groups]
+    opts = [make_optimizer(optimizer, group, lr) for group in groups]
+    rest_opt = make_optimizer(optimizer, rest, lr) if rest else None
+    ratios: list[list[float]] = [[] for _ in groups]
+    diverged = None
+    for step in range(1, steps + 1):
+        for p in trainable:
+            p.grad = None
+        value = _loss_value(loss_fn, _forward(model, batch, batch), batch, batch, output_fn)
+        if not math.isfinite(float(value.detach())):
+            diverged = step
+            break
+        value.backward()
+        del value
+        if clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(trainable, clip_norm)
+        with torch.no_grad():
+            for group, opt, values in zip(groups, opts, ratios):
+                before = [p.detach().clone() for p in group]
+                size = float(_norms(before).pow(2).sum().sqrt())
+                opt.step()
+                torch._foreach_sub_(before, [p.detach() for p in group])  # -(W_after - W_before)
+                change = float(_norms(before).pow(2).sum().sqrt())
+                values.append(change / size if size > 0 else math.inf)
+        if rest_opt is not None:
+            rest_opt.step()
+        if not all(bool(torch.isfinite(p).all()) for p in trainable):
+            diverged = step
+            break
+    for p in trainable:
+        p.grad = None
+    return diverged, ratios

@@ -64,6 +64,13 @@ class PassRecords:
     rnn_input: torch.Tensor | None = None
     rnn_time_dim: int = 1
 
+    def release_outputs(self) -> None:
+        """Drop the references to the pass's outputs (once their statistics are taken): held
+        through ``backward()`` they would keep every activation alive to its end, where autograd
+        frees each as soon as it is used (about 25% slower backward on a CPU CNN)."""
+        self.outputs.clear()
+        self.act_outputs.clear()
+
 
 def _standard(module: nn.Module) -> bool:
     """A PyTorch layer (``nn.Linear``, ``nn.LSTM``...): its weights are one layer together."""
@@ -120,9 +127,10 @@ class Hooks:
         self.unrecognised: dict[str, str] = {}  # module name -> type name
         self._handles: list = []
         self._rnn_done = False
+        module_names = {name for name, _ in model.named_modules()}
         for name, module in _owner_modules(model, owners).items():
             self._handles.append(module.register_forward_pre_hook(self._order_hook(name)))
-            if name == "model" or name in dict(model.named_modules()):
+            if name == "model" or name in module_names:
                 self._handles.append(module.register_forward_hook(self._output_hook(name)))
         for module in model.modules():
             if isinstance(module, NORMALIZATIONS):

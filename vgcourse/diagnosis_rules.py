@@ -9,11 +9,19 @@ constant across layers (Glorot & Bengio 2010, sec. 4.2; He et al. 2015, sec. 2.2
 nets seen in the lessons stay within a factor of about 10 from layer to layer.
 
 * **vanishing gradients**: the RMS gradient of a layer is below :data:`VANISHING_RATIO`
-  (:math:`10^{-3}`) times the largest of the layers called after it (nearer the loss). Every layer
-  is compared, not only the first: a middle layer at :math:`10^{-9}` is flagged. Three orders of
-  magnitude means the layer learns a thousand times slower under SGD (lesson 02). Layers whose
-  gradient is exactly zero (a zero-initialised residual branch) and frozen or unused parameters
-  are left out of the comparison and listed in the report.
+  (:math:`10^{-3}`) times the largest of the layers *of the same role* called after it (nearer the
+  loss). Every layer is compared, not only the first: a middle layer at :math:`10^{-9}` is flagged.
+  Three orders of magnitude means the layer learns a thousand times slower under SGD (lesson 02).
+  Vanishing is a depth effect, so a layer is compared with its own kind further on: layers of the
+  same module type whose names differ only in their indices (``blocks.0.attn.query`` and
+  ``blocks.5.attn.query``; ``net.0`` and ``net.6``), see :func:`layer_role`. Layers of different
+  roles differ in gradient size at any depth: at initialization every block of a transformer gives
+  its query and key projections gradients about 100 times smaller than its value projection,
+  because :math:`\partial L/\partial W_Q` passes through :math:`K = XW_K` and the keys are small
+  when :math:`W_K` is (BERT's init, std 0.02), which is not vanishing. A layer with no
+  other layer of its role is compared with every layer after it. Layers whose gradient is exactly
+  zero (a zero-initialised residual branch) and frozen or unused parameters are left out of the
+  comparison and listed in the report.
 * **exploding gradients**: a non-finite gradient, or the first layer's RMS gradient above
   :data:`EXPLODING_RATIO` (:math:`10^{3}`) times the last layer's (lesson 08), or a median
   grad:data ratio above :data:`GRAD_TO_DATA_HUGE` (below). A plain deep network *with* BatchNorm
@@ -60,6 +68,7 @@ nets seen in the lessons stay within a factor of about 10 from layer to layer.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -142,6 +151,43 @@ def _finding(
     return Finding(problem, severity, layers, evidence, FIXES[fix or problem])
 
 
+def layer_role(name: str, module_type: str) -> tuple[str, str]:
+    """What a layer is, up to where it sits: its module type and its name with every index
+    replaced by ``#`` (``encoder.layer.3.attention.self.query`` -> ``encoder.layer.#.attention
+    .self.query``; ``net.6`` -> ``net.#``; ``fc2`` -> ``fc#``)."""
+    return re.sub(r"\d+", "#", name), module_type
+
+
+def _later_argmax(rms: np.ndarray) -> np.ndarray:
+    """For each position, the index of the largest value after it (-1 after the last)."""
+    best = np.full(len(rms), -1)
+    for i in range(len(rms) - 2, -1, -1):
+        j = best[i + 1]
+        best[i] = i + 1 if j < 0 or rms[i + 1] >= rms[j] else j
+    return best
+
+
+def vanishing_layers(rms: np.ndarray, roles: list | None = None) -> list[tuple[int, float, int]]:
+    """``(index, ratio, reference)`` of each layer whose RMS gradient is below
+    :data:`VANISHING_RATIO` times that of ``reference``: the largest of the later layers of its
+    role (``roles[i]``, e.g. :func:`layer_role`), or of all later layers when no other layer has
+    its role or ``roles`` is None (``rms`` in call order, all positive)."""
+    rms = np.asarray(rms, dtype=float)
+    reference = _later_argmax(rms)
+    if roles is not None:
+        groups: dict = {}
+        for i, role in enumerate(roles):
+            groups.setdefault(role, []).append(i)
+        for members in (np.array(m) for m in groups.values() if len(m) > 1):
+            best = _later_argmax(rms[members])
+            reference[members] = np.where(best >= 0, members[best], -1)
+    return [
+        (i, float(rms[i] / rms[j]), int(j))
+        for i, j in enumerate(reference)
+        if j >= 0 and rms[i] < VANISHING_RATIO * rms[j]
+    ]
+
+
 def _gradient_size(report: DiagnosisReport, found: list[Finding]) -> None:
     """Vanishing and exploding gradients from the per-layer RMS and grad:data ratios."""
     layers = report.layers
@@ -157,18 +203,18 @@ def _gradient_size(report: DiagnosisReport, found: list[Finding]) -> None:
         )
         return
     rms = np.array([r["grad_rms"] for r in live])
-    later_max = np.maximum.accumulate(rms[::-1])[::-1]  # max over this layer and those after it
-    later = np.append(later_max[1:], 0.0)  # max over the layers after it
-    weak = [(r, v / m) for r, v, m in zip(live, rms, later) if m > 0 and v < VANISHING_RATIO * m]
+    roles = [layer_role(r["name"], r["module"]) for r in live]
+    weak = vanishing_layers(rms, roles)
     if weak:
-        worst, ratio = min(weak, key=lambda item: item[1])
+        worst, ratio, ref = min(weak, key=lambda item: item[1])
         found.append(
             _finding(
                 "vanishing_gradients",
                 "error",
-                [r["name"] for r, _ in weak],
-                f"the RMS gradient of {worst['name']} is {ratio:.1e} of the largest layer after it "
-                f"({len(weak)} of {len(live)} layers below the threshold {VANISHING_RATIO:g})",
+                [live[i]["name"] for i, _, _ in weak],
+                f"the RMS gradient of {live[worst]['name']} is {ratio:.1e} of "
+                f"{live[ref]['name']}'s, called after it ({len(weak)} of {len(live)} layers below "
+                f"{VANISHING_RATIO:g} of the largest later layer of their kind)",
             )
         )
     exploding_fix = "exploding_gradients_batch_norm" if report.batch_norm else ""

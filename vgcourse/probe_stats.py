@@ -7,7 +7,6 @@ fraction (units with zero derivative on every sample), weight and gradient norms
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -153,22 +152,23 @@ def derivative_from_output(name: str, out: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"name must be one of 'sigmoid', 'tanh', 'softsign'; got {name!r}")
 
 
-def _activation_rows(kind: str, stacked: torch.Tensor) -> torch.Tensor:
+def _activation_rows(kind: str, stacked: torch.Tensor, moments: bool = True) -> torch.Tensor:
     """(4, L) statistics (rows :data:`ACTIVATION_STATS`) of L stacked outputs of one function.
 
     ``kind`` is the activation's name for the saturating and rectifier families, else ``""``.
-    About a dozen tensor operations for all L outputs together, whatever L is.
+    About a dozen tensor operations for all L outputs together, whatever L is. With
+    ``moments=False`` the mean and std rows are left at zero (a training monitor's cheaper pass).
     """
     L = stacked.shape[0]
     rows = stacked.reshape(L, -1)
-    values = rows.float()
+    values = rows.float() if moments else rows
     n = values.shape[1]
-    mean = values.mean(dim=1, keepdim=True)
-    if n > 1:  # two passes (the mean, then the spread about it): exact when the mean dwarfs it
-        std = torch.linalg.vector_norm(values - mean, dim=1).div_(math.sqrt(n - 1))
+    if not moments:
+        mean = std = torch.zeros(L, device=values.device)
+    elif n > 1:  # torch.std_mean: one call, accurate also when the mean dwarfs the spread
+        std, mean = torch.std_mean(values, dim=1)
     else:  # one value has no spread
-        std = torch.zeros(L, device=values.device)
-    mean = mean.squeeze(1)
+        mean, std = values.mean(dim=1), torch.zeros(L, device=values.device)
     saturated = dead = torch.zeros_like(mean)
     if kind in ("sigmoid", "tanh", "softsign"):
         limit = SATURATION_THRESHOLD * _act.info(kind).max_derivative
