@@ -43,6 +43,8 @@ _NAMES: dict[str, str] = {
     "setup": "device",
     "DiagnosisReport": "diagnosis",
     "diagnose": "diagnosis",
+    "Monitor": "monitoring",
+    "monitor": "monitoring",
     "INITS": "inits",
     "init_": "inits",
     "LOSSES": "losses",
@@ -75,6 +77,7 @@ _SUBMODULES: dict[str, str] = {
         "jacobians",
         "losses",
         "models",
+        "monitoring",
         "plots",
         "probes",
         "sweeps",
@@ -117,6 +120,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         jacobians,
         losses,
         models,
+        monitoring,
         plots,
         probes,
         sweeps,
@@ -131,6 +135,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .inits import INITS, init_  # noqa: F401
     from .losses import LOSSES  # noqa: F401
     from .models import mlp, rnn_model, weight_layers  # noqa: F401
+    from .monitoring import Monitor, monitor  # noqa: F401
     from .probes import Probe, probe_model  # noqa: F401
     from .train import (  # noqa: F401
         OPTIMIZERS,
