@@ -268,31 +268,38 @@ class Monitor:
 
     def plot(self, axes=None):
         """Update:data per layer over the steps (log scale, the healthy 1e-3 marked), and the dead
-        fraction per activation layer; returns the axes."""
+        fraction per activation layer, legends beside the data (:func:`vgcourse.plot_style.style`);
+        returns the axes."""
         import matplotlib.pyplot as plt
 
+        from .plot_style import style
+
         if axes is None:
-            _, axes = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
+            _, axes = plt.subplots(1, 2, figsize=(12, 3.6), layout="constrained")
         h = self.history()
-        ax = axes[0]
+        many = len(self.layer_names) > 12
         for j, name in enumerate(self.layer_names):
-            ax.plot(h["step"], h["update_to_data"][:, j], lw=1, label=name)
-        ax.axhline(1e-3, color="k", ls="--", lw=1, label="1e-3 (healthy, Karpathy)")
-        ax.set_yscale("log")
-        ax.set_xlabel("training step")
-        ax.set_ylabel("update:data  |dW| / |W|")
-        ax.set_title("Size of each update")
-        if len(self.layer_names) <= 10:
-            ax.legend(fontsize=7)
-        ax = axes[1]
+            axes[0].plot(h["step"], h["update_to_data"][:, j], lw=1, label=None if many else name)
+        axes[0].axhline(1e-3, color="k", ls="--", lw=1, label="1e-3 (healthy, Karpathy)")
+        style(
+            axes[0],
+            xlabel="training step",
+            ylabel="update:data  |dW| / |W|",
+            title="Size of each update",
+            logy=True,
+            legend="outside",
+        )
+        many = len(self.activation_names) > 12
         for j, name in enumerate(self.activation_names):
-            ax.plot(h["step"], 100 * h["dead"][:, j], lw=1, label=name)
-        ax.axhline(100 * DEAD_FRACTION, color="tab:red", ls=":", lw=1, label="threshold")
-        ax.set_xlabel("training step")
-        ax.set_ylabel("dead units (%)")
-        ax.set_title("Dead units")
-        if 0 < len(self.activation_names) <= 10:
-            ax.legend(fontsize=7)
+            axes[1].plot(h["step"], 100 * h["dead"][:, j], lw=1, label=None if many else name)
+        axes[1].axhline(100 * DEAD_FRACTION, color="tab:red", ls=":", lw=1, label="threshold")
+        style(
+            axes[1],
+            xlabel="training step",
+            ylabel="dead units (%)",
+            title="Dead units",
+            legend="outside",
+        )
         return axes
 
 
