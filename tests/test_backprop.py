@@ -171,6 +171,13 @@ def test_plot_factors_draws_one_bar_per_factor():
     assert labels == list(factors)[::-1]  # first factor on top
     red = [p.get_facecolor() for p in ax.patches]
     assert red[1] == red[3] != red[0]  # the two sigmoid derivatives share the red colour
+    values = [float(v) for v in factors.values()]
+    ends = [bar.get_x() + bar.get_width() for bar in ax.patches][::-1]
+    np.testing.assert_allclose(ends, np.abs(values), rtol=1e-12)  # bars end at |factor|
+    assert ax.get_xscale() == "log"
+    (product,) = [line for line in ax.lines if line.get_label() == "running product"]
+    np.testing.assert_allclose(product.get_xdata(), np.abs(np.cumprod(values)), rtol=1e-12)
+    np.testing.assert_allclose(product.get_xdata()[-1], abs(math.prod(values)), rtol=1e-12)
     with pytest.raises(TypeError, match="non-empty dict"):
         lesson01_explorer.plot_factors(ax, {})
     with pytest.raises(ValueError, match="finite"):
@@ -244,8 +251,8 @@ def test_chain_rule_explorer_redraws_after_a_failed_setting(monkeypatch):
     assert len(explorer.axes[0].patches) == 5 and len(explorer.axes[1].lines) == 1  # rebuilt
     factors, losses = _expected_state(1.5, 2.1, 0.4, 0.5, 20)
     np.testing.assert_allclose(explorer.axes[1].lines[0].get_ydata(), losses, rtol=1e-10)
-    widths = [bar.get_width() for bar in explorer.axes[0].patches][::-1]
-    np.testing.assert_allclose(widths, list(factors.values()), rtol=1e-12)
+    ends = [bar.get_x() + bar.get_width() for bar in explorer.axes[0].patches][::-1]
+    np.testing.assert_allclose(ends, np.abs(list(factors.values())), rtol=1e-12)
 
 
 def test_chain_rule_explorer_on_every_device(device):

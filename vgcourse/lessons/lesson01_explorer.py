@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.ticker import LogLocator, NullLocator
 
 from .._validate import check_int, check_positive, check_real
 from .lesson01_backprop import chain_factors, gradient_descent, tiny_params
@@ -19,10 +20,12 @@ from .lesson01_backprop import chain_factors, gradient_descent, tiny_params
 def plot_factors(
     ax: Any, factors: Mapping[str, float], title: str = "Chain-rule factors of dL/dw11"
 ):
-    r"""Horizontal bars of chain-rule factors (first factor on top), sigmoid derivatives in red.
-
-    A dashed line marks :math:`\max\sigma' = 1/4`. ``factors`` maps names to numbers, e.g. the
-    output of :func:`chain_factors` or :func:`vgcourse.lessons.lesson01_network.chain_rule_factors`.
+    r"""Chain-rule factors as horizontal bars on a log :math:`|\text{factor}|` axis (first factor on
+    top, sigmoid derivatives in red, each bar labelled with its signed value), and the running
+    product :math:`|f_1 f_2 \cdots f_k|` down the bars: where it drops, that factor shrinks the
+    gradient. Dashed lines mark :math:`\max\sigma' = 1/4` and 1. ``factors`` maps names to numbers,
+    e.g. the output of :func:`chain_factors` or
+    :func:`vgcourse.lessons.lesson01_network.chain_rule_factors`.
     """
     if not isinstance(factors, Mapping) or not factors:
         raise TypeError("factors must be a non-empty dict mapping factor names to numbers")
@@ -32,27 +35,40 @@ def plot_factors(
     return ax
 
 
+#: The smallest magnitude the log axis shows (a factor of exactly 0 is drawn there).
+FLOOR = 1e-12
+
+
 class _FactorBars:
     """The artists of :func:`plot_factors`, drawn once; :meth:`show` moves them to new values."""
 
     def __init__(self, ax: Any, names: list[str]):
         colors = ["C3" if n.startswith(("dy_hat/dz", "dh")) else "C0" for n in names]
         self.ax = ax
-        self.bars = ax.barh(names[::-1], [0.0] * len(names), color=colors[::-1])
-        self.labels = [ax.text(0, i, "", va="center", fontsize=8) for i in range(len(names))]
-        ax.axvline(0.25, color="C3", ls="--", lw=1, label=r"$\max\ \sigma' = 1/4$")
-        ax.axvline(0, color="k", lw=0.6)
-        ax.set_xlabel("factor value")
-        ax.legend(fontsize=8, loc="upper left")
+        self.bars = ax.barh(names[::-1], [1.0] * len(names), left=FLOOR, color=colors[::-1])
+        self.labels = [ax.text(1, i, "", va="center", fontsize=8) for i in range(len(names))]
+        (self.product,) = ax.plot([], [], "k.-", lw=1, ms=6, label="running product")
+        ax.axvline(0.25, color="C3", ls="--", lw=1)
+        ax.axvline(1.0, color="k", ls=":", lw=0.8)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(numticks=6))
+        ax.xaxis.set_minor_locator(NullLocator())  # minor log ticks cost a redraw
+        ax.set_xlabel(r"|factor| (bars), |running product| (black); dashed: $\max\ \sigma' = 1/4$")
+        ax.grid(True, axis="x", which="major", alpha=0.3)
 
     def show(self, values: Sequence[float], title: str) -> None:
-        for bar, label, value in zip(self.bars, self.labels, values[::-1]):
-            bar.set_width(value)
-            label.set_x(value)
-            label.set_text(f" {value:+.3g} ")
-            label.set_horizontalalignment("left" if value >= 0 else "right")
-        lim = max(1.0, 1.3 * max(abs(v) for v in values))
-        self.ax.set_xlim(-lim, lim)
+        sizes = np.maximum(np.abs(values), FLOOR)
+        running = np.maximum(np.abs(np.cumprod(values)), FLOOR)
+        lo = max(FLOOR, min(1e-3, float(min(sizes.min(), running.min())) / 5))
+        hi = max(10.0, 10 * float(sizes.max()))  # a decade of room for the labels
+        for bar, label, value, size in zip(self.bars, self.labels, values[::-1], sizes[::-1]):
+            bar.set_x(lo)
+            bar.set_width(size - lo)
+            label.set_x(size)
+            label.set_text(f" {value:+.3g}")
+        rows = np.arange(len(values))[::-1]  # the first factor is the top row
+        self.product.set_data(running, rows)
+        self.ax.set_xlim(lo, hi)
         self.ax.set_title(title)
 
 

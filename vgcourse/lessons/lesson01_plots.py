@@ -38,11 +38,12 @@ def plot_descent(losses: Sequence[float], first_order: tuple[float, float], lr: 
     fig.tight_layout()
 
 
-def plot_delta_study(study: Mapping[int, tuple]) -> None:
+def plot_delta_study(study: Mapping[int, dict]) -> None:
     """Left: ‖δ_ℓ‖ per layer for each seed. Right: the measured shrink factor per layer beside its
-    bound max σ'·‖W_{ℓ+1}‖₂ and the 1/4 line."""
+    bound max σ'·‖W_{ℓ+1}‖₂ and the 1/4 line (``study``: seed -> the lesson's ``delta_study``)."""
     fig, (left, right) = panels(2, width=5.5)
-    for s, (_, _, norms, bound) in study.items():
+    for s, run in study.items():
+        norms, bound = run["norms"], run["bound"]
         layers = np.arange(1, len(norms) + 1)
         left.plot(layers, norms, "o-", ms=3, color=f"C{s}", label=f"seed {s}")
         right.plot(
