@@ -38,7 +38,7 @@ def test_init_is_applied_and_default_kept():
     net = vg.mlp(100, 2, depth=2, width=100, init=None)
     assert float(net.hidden_layers[1].weight.detach().abs().max()) <= 0.1
     net = vg.mlp(100, 2, depth=2, width=100, init="normal", std=0.5)
-    assert float(net.hidden_layers[1].weight.std()) == pytest.approx(0.5, rel=0.05)
+    assert float(net.hidden_layers[1].weight.detach().std()) == pytest.approx(0.5, rel=0.05)
 
 
 @pytest.mark.parametrize(
